@@ -1,0 +1,126 @@
+"""The runners behind `qfsum evaluate` and `qfsum evaluate-extractor`.
+
+Both write their outputs into one folder. `evaluate` appends each prediction to
+`predictions.jsonl` as soon as it is made, so an interrupted run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..budget import TokenCounter
+from ..document import Example
+from ..errors import QfsumError
+from ..pipeline import Pipeline
+from .extractor import aggregate, example_metrics, gold_ranking
+from .rouge import ROUGE_KEYS, mean_scores, rouge
+
+RUN_FILE = "run.json"
+
+
+def _read_done(path: Path) -> dict[str, dict]:
+    """Predictions already written by an earlier (interrupted) run; a torn last line is dropped."""
+    done: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the run was killed mid-write
+            done[row["id"]] = row
+    return done
+
+
+def _check_same_run(out: Path, run: dict[str, Any]) -> None:
+    previous = out / RUN_FILE
+    if previous.exists():
+        if json.loads(previous.read_text()) != run:
+            raise QfsumError(f"{out}: holds results of a different pipeline or data; pick another --out")
+    else:
+        previous.write_text(json.dumps(run, indent=2) + "\n")
+
+
+def evaluate(
+    pipeline: Pipeline, examples: Sequence[Example], out: Path, data_label: str, progress: bool = True
+) -> dict[str, float]:
+    """Summarize every example, score it with ROUGE, and write predictions and metrics to `out`."""
+    if not examples:
+        raise QfsumError("no examples to evaluate")
+    out.mkdir(parents=True, exist_ok=True)
+    _check_same_run(out, {"pipeline": pipeline.config.to_dict(), "data": data_label, "ids": [e.id for e in examples]})
+    predictions_path = out / "predictions.jsonl"
+    done = _read_done(predictions_path)
+    todo = [e for e in examples if e.id not in done]
+    writer = pipeline.config.writer
+    batch = max(writer.batch_size, 1) if writer.kind == "generative" else 16  # extractive: batching is free
+    wall = time.perf_counter()
+    with predictions_path.open("a") as sink, tqdm(
+        total=len(examples), initial=len(examples) - len(todo), desc="evaluate", unit="ex", disable=not progress
+    ) as bar:
+        for i in range(0, len(todo), batch):
+            chunk = todo[i : i + batch]
+            start = time.perf_counter()
+            summaries = pipeline.summarize_batch([(e.document, e.query) for e in chunk])
+            seconds = (time.perf_counter() - start) / len(chunk)
+            for example, summary in zip(chunk, summaries, strict=True):
+                row = {
+                    "id": example.id,
+                    "query": example.query,
+                    "prediction": summary.text,
+                    "references": example.references,
+                    "evidence": [e.segment.index for e in summary.evidence],
+                    "seconds": seconds,
+                    **rouge(summary.text, example.references),
+                }
+                done[example.id] = row
+                sink.write(json.dumps(row) + "\n")
+            sink.flush()
+            bar.update(len(chunk))
+    rows = [done[e.id] for e in examples]
+    metrics = {
+        **mean_scores([{k: r[k] for k in ROUGE_KEYS} for r in rows]),
+        "n": len(rows),
+        "seconds": sum(r["seconds"] for r in rows),
+        "wall_seconds": time.perf_counter() - wall,
+        "resumed": len(examples) - len(todo),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def evaluate_extractor(
+    pipeline: Pipeline,
+    examples: Sequence[Example],
+    out: Path,
+    counter: TokenCounter,
+    budget: int = 1024,
+    gold: bool = False,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Extractor metrics of a pipeline's segmenter + scorer (or of the gold spans) on `examples`."""
+    if gold:
+        examples = [e for e in examples if e.spans]
+        if not examples:
+            raise QfsumError("no example has gold spans")
+    if not examples:
+        raise QfsumError("no examples to evaluate")
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    rows = []
+    with (out / "per_example.jsonl").open("w") as sink:
+        for example in tqdm(examples, desc="evaluate-extractor", unit="ex", disable=not progress):
+            ranked = pipeline.rank(example.document, example.query)
+            if gold:
+                ranked = gold_ranking(example, ranked)
+            row = example_metrics(example, ranked, budget, counter)
+            rows.append(row)
+            sink.write(json.dumps({"id": example.id, **row}) + "\n")
+    metrics = {**aggregate(rows), "seconds": time.perf_counter() - start}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

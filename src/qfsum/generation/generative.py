@@ -1,0 +1,107 @@
+"""Generative writer: any Hugging Face causal or seq2seq LM, prompted with the query and evidence.
+
+The evidence is chosen under an input budget (1024 tokens by default) that covers the whole
+prompt, instructions and query included; the prompt is re-measured after it is built, so the
+budget holds exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..assets import load_generator
+from ..errors import QfsumError
+from ..budget import TokenizerCounter, select_under_budget
+from .base import WriterConfig
+from .draft import Draft, Evidence
+
+SYSTEM_PROMPT = (
+    "You answer questions about a long document using only the excerpts you are given. "
+    "Be concise and faithful: no facts that are not in the excerpts."
+)
+USER_TEMPLATE = "Excerpts from the document:\n{evidence}\n\nQuestion: {query}\nAnswer in a few sentences."
+SEQ2SEQ_TEMPLATE = "question: {query} context: {evidence}"
+
+
+class GenerativeWriter:
+    """Writes the summary with a language model from the evidence that fits its input budget."""
+
+    def __init__(self, config: WriterConfig) -> None:
+        self.config = config
+        self.model, self.tokenizer = load_generator(config.model, config.dtype)
+        self.is_seq2seq = bool(self.model.config.is_encoder_decoder)
+        self.budget = config.budget or 1024
+        self.counter = TokenizerCounter(self.tokenizer)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._overhead = len(self._prompt_ids("", "x")) - 1  # template tokens besides evidence and query
+
+    # -- prompt ---------------------------------------------------------------------------
+    def _prompt_ids(self, evidence: str, query: str) -> list[int]:
+        if self.is_seq2seq:
+            text = SEQ2SEQ_TEMPLATE.format(query=query, evidence=evidence)
+            return self.tokenizer(text)["input_ids"]
+        user = USER_TEMPLATE.format(query=query, evidence=evidence)
+        if getattr(self.tokenizer, "chat_template", None):
+            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+            return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        return self.tokenizer(f"{SYSTEM_PROMPT}\n\n{user}\nAnswer:")["input_ids"]
+
+    def prompt(self, query: str, ranked: Sequence[Evidence]) -> tuple[list[int], list[Evidence]]:
+        """The prompt token ids for a query and the evidence (document order) that fits the budget."""
+        query_tokens = len(self.tokenizer(query, add_special_tokens=False)["input_ids"])
+        room = self.budget - self._overhead - query_tokens
+        if room < 16:
+            raise QfsumError(f"the query is too long: {query_tokens} tokens leave no room in the {self.budget}-token budget")
+        chosen = select_under_budget(ranked, room, self.counter)
+        while True:
+            ids = self._prompt_ids("\n".join(e.segment.text for e in chosen), query)
+            if len(ids) <= self.budget or len(chosen) <= 1:
+                break
+            # token merges at the joins made it a little longer: drop the least relevant piece
+            chosen.remove(min(chosen, key=lambda e: e.score))
+        return ids[: self.budget], chosen
+
+    # -- generation -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]]) -> list[Draft]:
+        prompts = [self.prompt(q, r) for q, r in zip(queries, ranked, strict=True)]
+        drafts: list[Draft] = []
+        step = max(self.config.batch_size, 1)
+        for i in range(0, len(prompts), step):
+            chunk = prompts[i : i + step]
+            texts = self._generate([ids for ids, _ in chunk])
+            drafts.extend(Draft(text, evidence) for text, (_, evidence) in zip(texts, chunk))
+        return drafts
+
+    def _generate(self, batch: list[list[int]]) -> list[str]:
+        input_ids, attention_mask = self._pad(batch)
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            max_new_tokens=self.config.max_new_tokens,
+            do_sample=False,
+            num_beams=self.config.num_beams,
+            no_repeat_ngram_size=self.config.no_repeat_ngram_size,
+            repetition_penalty=self.config.repetition_penalty,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        new_tokens = output if self.is_seq2seq else output[:, input_ids.shape[1] :]
+        return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def _pad(self, batch: list[list[int]]) -> tuple[Any, Any]:
+        """Pad to one length: on the left for decoder-only models so generation continues the prompt."""
+        width = max(len(ids) for ids in batch)
+        pad = self.tokenizer.pad_token_id
+        rows, masks = [], []
+        for ids in batch:
+            fill = [pad] * (width - len(ids))
+            rows.append(ids + fill if self.is_seq2seq else fill + ids)
+            ones, zeros = [1] * len(ids), [0] * len(fill)
+            masks.append(ones + zeros if self.is_seq2seq else zeros + ones)
+        device = self.model.device
+        return torch.tensor(rows, device=device), torch.tensor(masks, device=device)

@@ -1,0 +1,184 @@
+"""The pipeline: segmenter -> scorer -> writer, built from one config and saved as a directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .document import Document, Segment
+from .errors import QfsumError
+from .generation import Evidence, WriterConfig, build_writer
+from .readers import document_from_text
+from .retrieval import ScorerConfig, build_scorer, rank
+from .retrieval.base import LRUCache
+from .segment import Segmenter, SegmenterConfig
+
+CONFIG_FILE = "pipeline.json"
+
+
+@dataclass
+class PipelineConfig:
+    """Everything that defines a pipeline; saved as `pipeline.json`."""
+
+    name: str = "custom"
+    description: str = ""
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    scorer: ScorerConfig = field(default_factory=ScorerConfig)
+    writer: WriterConfig = field(default_factory=WriterConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base: Path | None = None) -> "PipelineConfig":
+        """Parse a config dict; model paths relative to `base` (a pipeline directory) are resolved."""
+        try:
+            config = cls(
+                name=data.get("name", "custom"),
+                description=data.get("description", ""),
+                segmenter=SegmenterConfig(**data.get("segmenter", {})),
+                scorer=ScorerConfig(**data.get("scorer", {})),
+                writer=WriterConfig(**data.get("writer", {})),
+            )
+        except TypeError as err:
+            raise QfsumError(f"invalid pipeline config: {err}") from None
+        if base is not None:
+            for part in (config.scorer, config.writer):
+                if part.model and (base / part.model).is_dir():
+                    part.model = str((base / part.model).resolve())
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Summary:
+    """The answer to one query: text, evidence (document order) and per-stage timings in ms."""
+
+    query: str
+    text: str
+    evidence: list[Evidence]
+    timings: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "summary": self.text,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "timings": {k: round(v, 2) for k, v in self.timings.items()},
+        }
+
+
+def packaged_pipelines() -> list[str]:
+    """Names of the pipelines that ship with qfsum."""
+    folder = resources.files("qfsum") / "pipelines"
+    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+class Pipeline:
+    """Composes a segmenter, a scorer and a writer.
+
+    >>> from qfsum import Pipeline
+    >>> p = Pipeline.load("extractive")
+    >>> p.summarize("Long text ...", "What was decided?").text  # doctest: +SKIP
+    """
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.segmenter = Segmenter(config.segmenter)
+        self.scorer = build_scorer(config.scorer)
+        self.writer = build_writer(config.writer)
+        self._segments: LRUCache[list[Segment]] = LRUCache(64)
+
+    # -- loading and saving ---------------------------------------------------------------
+    @classmethod
+    def load(cls, name_or_dir: str | Path) -> "Pipeline":
+        """Load a packaged pipeline by name (`default`, `extractive`, ...) or a saved directory."""
+        return cls(load_config(name_or_dir))
+
+    def save(self, directory: str | Path) -> Path:
+        """Save as a directory: `pipeline.json` plus copies of any local model folders."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        data = self.config.to_dict()
+        for role in ("scorer", "writer"):
+            model = data[role].get("model")
+            if model and Path(model).is_dir() and Path(model).resolve() != (directory / "models" / role).resolve():
+                shutil.copytree(model, directory / "models" / role, dirs_exist_ok=True)
+                data[role]["model"] = f"models/{role}"
+        (directory / CONFIG_FILE).write_text(json.dumps(data, indent=2) + "\n")
+        return directory
+
+    # -- summarizing ------------------------------------------------------------------------
+    def segments(self, document: Document) -> list[Segment]:
+        """The document's segments (cached per document)."""
+        return self._segments.get_or_make(document.fingerprint, lambda: self.segmenter(document))
+
+    def summarize(self, document: Document | str, query: str) -> Summary:
+        """Answer one query about one document."""
+        return self.summarize_many(document, [query])[0]
+
+    def summarize_many(self, document: Document | str, queries: Sequence[str]) -> list[Summary]:
+        """Answer several queries about one document; it is segmented and encoded once."""
+        return self.summarize_batch([(document, q) for q in queries])
+
+    def summarize_batch(self, items: Sequence[tuple[Document | str, str]]) -> list[Summary]:
+        """Answer (document, query) pairs; the writer sees them as one batch."""
+        prepared, timings = [], []
+        for document, query in items:
+            if isinstance(document, str):
+                document = document_from_text(document)
+            if not query or not query.strip():
+                raise QfsumError("the query is empty")
+            t0 = time.perf_counter()
+            segments = self.segments(document)
+            t1 = time.perf_counter()
+            scores = self.scorer.score(query, segments)
+            t2 = time.perf_counter()
+            prepared.append((query, [Evidence(segments[i], float(scores[i])) for i in rank(scores)]))
+            timings.append({"segment_ms": (t1 - t0) * 1e3, "score_ms": (t2 - t1) * 1e3})
+        t3 = time.perf_counter()
+        drafts = self.writer.write_batch([q for q, _ in prepared], [r for _, r in prepared])
+        write_ms = (time.perf_counter() - t3) * 1e3 / max(len(items), 1)
+        summaries = []
+        for (query, _), draft, timing in zip(prepared, drafts, timings, strict=True):
+            timing["write_ms"] = write_ms
+            timing["total_ms"] = sum(timing.values())
+            summaries.append(Summary(query, draft.text, draft.evidence, timing))
+        return summaries
+
+    def rank(self, document: Document, query: str) -> list[Evidence]:
+        """Every segment of the document, most relevant first (for extractor evaluation)."""
+        segments = self.segments(document)
+        scores = self.scorer.score(query, segments)
+        return [Evidence(segments[i], float(scores[i])) for i in rank(scores)]
+
+
+def load_config(name_or_dir: str | Path) -> PipelineConfig:
+    """Read a pipeline config: a packaged name, a saved directory, or a pipeline.json file."""
+    path = Path(name_or_dir).expanduser()
+    if path.is_dir():
+        file, base = path / CONFIG_FILE, path
+    elif path.is_file():
+        file, base = path, path.parent
+    else:
+        name = str(name_or_dir)
+        packaged = resources.files("qfsum") / "pipelines" / f"{name}.json"
+        if "/" in name or not packaged.is_file():
+            raise QfsumError(
+                f"unknown pipeline '{name}': not a saved pipeline directory, nor one of {', '.join(packaged_pipelines())}"
+            )
+        return PipelineConfig.from_dict(json.loads(packaged.read_text()))
+    if not file.is_file():
+        raise QfsumError(f"{path}: not a pipeline directory (no {CONFIG_FILE})")
+    try:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise QfsumError(f"{file}: malformed pipeline config ({err})") from None
+    if not isinstance(data, dict):
+        raise QfsumError(f"{file}: a pipeline config must be a JSON object")
+    return PipelineConfig.from_dict(data, base)

@@ -1,0 +1,211 @@
+"""Readers: plain text, Markdown, JSONL and QMSum meeting files into Documents and Examples.
+
+Every reader failure that is the input's fault raises `QfsumError` with a one-line reason
+(which file, which line), never a bare traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from .document import Document, Example, Segment
+from .errors import QfsumError
+
+MAX_FILE_BYTES = 200 * 1024 * 1024  # a 600K-token book is ~3 MB; past this something is wrong
+_QMSUM_MARKUP = re.compile(r"\{\s*\w+\s*\}")
+_SPACES = re.compile(r"[ \t]+")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_LINE = re.compile(r"[^\n]+")
+_PARAGRAPH = re.compile(r"(?:[^\n]|\n(?![ \t]*\n))+")
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text", ""}
+
+
+def read_text_file(path: str | Path) -> str:
+    """Read a UTF-8 file, with clear errors for missing, huge, binary or undecodable files."""
+    path = Path(path)
+    if not path.exists():
+        raise QfsumError(f"{path}: no such file")
+    if path.is_dir():
+        raise QfsumError(f"{path}: is a directory, expected a file")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise QfsumError(f"{path}: file is {size / 1e6:.0f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB limit")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise QfsumError(f"{path}: cannot read ({err.strerror})") from None
+    return decode_text(data, str(path))
+
+
+def decode_text(data: bytes, source: str = "input") -> str:
+    """Decode UTF-8 bytes (BOM allowed); reject binary data with a clear message."""
+    if b"\x00" in data[:8192]:
+        raise QfsumError(f"{source}: looks like a binary file, expected UTF-8 text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise QfsumError(f"{source}: not valid UTF-8 (byte {err.start})") from None
+
+
+def paragraph_units(text: str) -> list[Segment]:
+    """Natural units of plain text: paragraphs split on blank lines, or lines if there are none."""
+    pattern = _PARAGRAPH if _PARAGRAPH_BREAK.search(text) else _LINE
+    units = []
+    for match in pattern.finditer(text):
+        a, b = match.span()
+        piece = match.group(0)
+        a, b = a + len(piece) - len(piece.lstrip()), b - (len(piece) - len(piece.rstrip()))
+        if b > a:
+            units.append(Segment(len(units), text[a:b], a, b))
+    return units
+
+
+def document_from_text(text: str, id: str = "document") -> Document:
+    """A plain-text document whose units are its paragraphs."""
+    if not text.strip():
+        raise QfsumError(f"{id}: the document is empty")
+    return Document(text, paragraph_units(text), id)
+
+
+def clean_qmsum(text: str) -> str:
+    """Strip QMSum's transcription markup ({vocalsound}, {disfmarker}, ...) and extra spaces."""
+    return _SPACES.sub(" ", _QMSUM_MARKUP.sub(" ", text)).strip()
+
+
+def qmsum_document(meeting: dict[str, Any], id: str) -> Document:
+    """A QMSum meeting as a document whose units are its speaker turns, in order."""
+    turns = meeting.get("meeting_transcripts")
+    if not isinstance(turns, list) or not turns:
+        raise QfsumError(f"{id}: not a QMSum meeting (no 'meeting_transcripts' list)")
+    return Document.from_units(
+        [(str(t.get("speaker", "")).strip() or None, clean_qmsum(str(t.get("content", "")))) for t in turns],
+        id,
+    )
+
+
+def qmsum_examples(meeting: dict[str, Any], id: str) -> list[Example]:
+    """All queries of a QMSum meeting: general ones (g0, g1, ...) then specific ones (s0, ...)."""
+    if not isinstance(meeting, dict):
+        raise QfsumError(f"{id}: not a QMSum meeting (expected a JSON object)")
+    document = qmsum_document(meeting, id)
+    examples = []
+    for kind, key in (("g", "general_query_list"), ("s", "specific_query_list")):
+        for i, item in enumerate(meeting.get(key) or []):
+            try:
+                spans = [(int(a), int(b)) for a, b in item.get("relevant_text_span") or []]
+                query, answer = item["query"].strip(), item["answer"].strip()
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise QfsumError(f"{id}: {key}[{i}] needs 'query', 'answer' and [first, last] spans") from None
+            examples.append(Example(f"{id}-{kind}{i}", document, query, [answer], spans))
+    return examples
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(read_text_file(path))
+    except json.JSONDecodeError as err:
+        raise QfsumError(f"{path}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+
+
+def _jsonl_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    records = []
+    for lineno, line in enumerate(read_text_file(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise QfsumError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
+        if not isinstance(record, dict):
+            raise QfsumError(f"{path}:{lineno}: expected a JSON object")
+        records.append((lineno, record))
+    if not records:
+        raise QfsumError(f"{path}: no examples (the file is empty)")
+    return records
+
+
+def jsonl_document(record: dict[str, Any], where: str) -> Document:
+    """The document of one JSONL record: `document` (a string) or `segments` (strings or objects)."""
+    id = str(record.get("id", where))
+    if isinstance(record.get("segments"), list):
+        units = []
+        for seg in record["segments"]:
+            if isinstance(seg, str):
+                units.append((None, seg))
+            elif isinstance(seg, dict) and isinstance(seg.get("text"), str):
+                units.append((seg.get("speaker"), seg["text"]))
+            else:
+                raise QfsumError(f"{where}: each segment must be a string or an object with 'text'")
+        if not any(text.strip() for _, text in units):
+            raise QfsumError(f"{where}: the document is empty")
+        return Document.from_units(units, id)
+    if isinstance(record.get("document"), str):
+        if not record["document"].strip():
+            raise QfsumError(f"{where}: the document is empty")
+        return Document(record["document"], paragraph_units(record["document"]), id)
+    raise QfsumError(f"{where}: needs 'document' (a string) or 'segments' (a list)")
+
+
+def jsonl_example(record: dict[str, Any], where: str) -> Example:
+    """One JSONL record as an Example (see docs for the format)."""
+    query = record.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise QfsumError(f"{where}: needs a non-empty 'query'")
+    references = record.get("summaries", record.get("summary", []))
+    if isinstance(references, str):
+        references = [references]
+    if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
+        raise QfsumError(f"{where}: 'summary' must be a string, 'summaries' a list of strings")
+    try:
+        spans = [(int(a), int(b)) for a, b in record.get("spans") or []]
+    except (TypeError, ValueError):
+        raise QfsumError(f"{where}: 'spans' must be a list of [first, last] unit indices") from None
+    document = jsonl_document(record, where)
+    return Example(str(record.get("id", where)), document, query.strip(), references, spans)
+
+
+def read_document(path: str | Path) -> tuple[Document, list[str]]:
+    """Read one document for summarizing, with any queries the file itself carries.
+
+    Text and Markdown files carry no queries; a QMSum meeting carries all of its queries;
+    a JSONL file gives its first record's document and query.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        meeting = _load_json(path)
+        examples = qmsum_examples(meeting, path.stem)
+        document = examples[0].document if examples else qmsum_document(meeting, path.stem)
+        return document, [e.query for e in examples]
+    if suffix == ".jsonl":
+        lineno, record = _jsonl_records(path)[0]
+        query = record.get("query")
+        return jsonl_document(record, f"{path}:{lineno}"), [query] if isinstance(query, str) and query.strip() else []
+    return document_from_text(read_text_file(path), path.stem), []
+
+
+def read_examples(data: str | Path, split: str | None = None) -> list[Example]:
+    """Read evaluation examples in a fixed order.
+
+    `data` is a QMSum root (with train/val/test folders, `split` picks one), a folder of QMSum
+    meeting files, a single meeting file, or a JSONL file.
+    """
+    path = Path(data)
+    if path.is_dir():
+        folder = path / split if split and (path / split).is_dir() else path
+        if split and folder == path and any(p.is_dir() for p in path.iterdir()):
+            raise QfsumError(f"{path}: has no '{split}' folder")
+        files = sorted(folder.glob("*.json"))
+        if not files:
+            raise QfsumError(f"{folder}: no QMSum .json files found")
+        return [e for f in files for e in qmsum_examples(_load_json(f), f.stem)]
+    if not path.exists():
+        raise QfsumError(f"{path}: no such file or directory")
+    if path.suffix.lower() == ".jsonl":
+        return [jsonl_example(r, f"{path}:{n}") for n, r in _jsonl_records(path)]
+    if path.suffix.lower() == ".json":
+        return qmsum_examples(_load_json(path), path.stem)
+    raise QfsumError(f"{path}: expected a QMSum folder, a .json meeting or a .jsonl file")

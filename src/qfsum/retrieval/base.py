@@ -1,0 +1,83 @@
+"""The scorer protocol, its config, and the registry that builds scorers by kind."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+import numpy as np
+
+from ..document import Segment
+from ..errors import QfsumError
+
+T = TypeVar("T")
+
+
+class Scorer(Protocol):
+    """Scores every segment of one document for a query."""
+
+    def score(self, query: str, segments: Sequence[Segment]) -> np.ndarray:
+        """Return a float array of shape (len(segments),); higher is more relevant."""
+        ...
+
+
+@dataclass
+class ScorerConfig:
+    """Which scorer to build."""
+
+    kind: str = "hybrid"  # lead | bm25 | dense | hybrid
+    model: str = "minilm"  # dense and hybrid: sentence-transformers model name, directory or hub id
+    rrf_k: int = 60  # hybrid: the k of reciprocal-rank fusion, 1 / (k + rank)
+    batch_size: int = 32  # dense: segments per encoder batch (batches are formed by length)
+
+
+def rank(scores: np.ndarray) -> np.ndarray:
+    """Segment indices from most to least relevant; ties keep document order."""
+    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+
+
+def segments_key(segments: Sequence[Segment]) -> str:
+    """A cache key for one segmentation of one document."""
+    digest = hashlib.sha1()
+    for segment in segments:
+        digest.update(f"{segment.start}:{segment.end}:".encode())
+        digest.update(segment.text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+class LRUCache(Generic[T]):
+    """A small least-recently-used cache for per-document work (indexes, embeddings)."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, T] = OrderedDict()
+
+    def get_or_make(self, key: str, make: Callable[[], T]) -> T:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = make()
+        self._items[key] = value
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return value
+
+
+def build_scorer(config: ScorerConfig) -> Scorer:
+    """Build the scorer a config names, with a clear error for unknown kinds."""
+    from .dense import DenseScorer
+    from .hybrid import HybridScorer
+    from .lexical import BM25Scorer, LeadScorer
+
+    if config.kind == "lead":
+        return LeadScorer()
+    if config.kind == "bm25":
+        return BM25Scorer()
+    if config.kind == "dense":
+        return DenseScorer(config.model, batch_size=config.batch_size)
+    if config.kind == "hybrid":
+        return HybridScorer([BM25Scorer(), DenseScorer(config.model, batch_size=config.batch_size)], k=config.rrf_k)
+    raise QfsumError(f"unknown scorer '{config.kind}' (choose from lead, bm25, dense, hybrid)")

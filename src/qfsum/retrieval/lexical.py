@@ -1,0 +1,53 @@
+"""Lexical scorers: LEAD (document order) and BM25 (via bm25s)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import bm25s
+import numpy as np
+import Stemmer
+
+from ..document import Segment
+from .base import LRUCache, segments_key
+
+
+class LeadScorer:
+    """LEAD: earlier segments score higher; score_i = 1 - i / n."""
+
+    def score(self, query: str, segments: Sequence[Segment]) -> np.ndarray:
+        n = len(segments)
+        return 1.0 - np.arange(n, dtype=np.float32) / max(n, 1)
+
+
+class BM25Scorer:
+    """Okapi BM25 (Lucene variant, k1=1.5, b=0.75) over the segments of one document.
+
+    Tokens are lower-cased, English stop words removed, Snowball-stemmed. The index of a
+    document is built once and reused for all of its queries.
+    """
+
+    def __init__(self, k1: float = 1.5, b: float = 0.75, cache_size: int = 64) -> None:
+        self.k1, self.b = k1, b
+        self._stemmer = Stemmer.Stemmer("english")
+        self._indexes: LRUCache[bm25s.BM25 | None] = LRUCache(cache_size)
+
+    def _tokens(self, texts: list[str]) -> list[list[str]]:
+        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False)
+
+    def _index(self, segments: Sequence[Segment]) -> bm25s.BM25 | None:
+        corpus = self._tokens([s.text for s in segments])
+        if not any(corpus):
+            return None  # nothing indexable (all stop words): every score is 0
+        index = bm25s.BM25(k1=self.k1, b=self.b)
+        index.index(corpus, show_progress=False)
+        return index
+
+    def score(self, query: str, segments: Sequence[Segment]) -> np.ndarray:
+        index = self._indexes.get_or_make(segments_key(segments), lambda: self._index(segments))
+        if index is None:
+            return np.zeros(len(segments), dtype=np.float32)
+        terms = [t for t in self._tokens([query])[0] if t in index.vocab_dict]
+        if not terms:
+            return np.zeros(len(segments), dtype=np.float32)
+        return np.asarray(index.get_scores(terms), dtype=np.float32)

@@ -1,0 +1,55 @@
+"""Text utilities: a rule-based sentence splitter with offsets, and word tokens.
+
+NLTK's punkt needs a data download that fails offline, so sentences are split by rules that ship
+with the code: a terminal mark, closing quotes/brackets, whitespace, then an upper-case letter,
+digit or opening quote, unless the word before the mark is a known abbreviation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+_ABBREVIATIONS = frozenset(
+    """mr mrs ms dr prof sr jr st vs etc e.g i.e cf al fig figs no nos vol pp ed eds inc ltd co
+    corp dept univ approx est jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k a.m p.m""".split()
+)
+_BOUNDARY = re.compile(r"""[.!?…]+["')\]’”]*\s+(?=["'(\[‘“]?[A-Z0-9])""")
+_WORD = re.compile(r"\S+")
+
+
+def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Yield (start, end) character spans of the sentences of `text`, whitespace trimmed."""
+    start = 0
+    for match in _BOUNDARY.finditer(text):
+        words = text[start : match.start() + 1].split()
+        last = words[-1].rstrip(".!?…").lower() if words else ""
+        if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+            continue  # "Dr. Smith", "J. Doe": not a boundary
+        end = match.start() + len(match.group(0).rstrip())
+        yield from _trimmed(text, start, end)
+        start = match.end()
+    yield from _trimmed(text, start, len(text))
+
+
+def _trimmed(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    piece = text[start:end]
+    stripped = piece.strip()
+    if stripped:
+        lead = len(piece) - len(piece.lstrip())
+        yield start + lead, start + lead + len(stripped)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split `text` into sentences (see `sentence_spans`)."""
+    return [text[a:b] for a, b in sentence_spans(text)]
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of whitespace-separated words."""
+    return [m.span() for m in _WORD.finditer(text)]
+
+
+def count_words(text: str) -> int:
+    """Number of whitespace-separated words."""
+    return len(text.split())
