@@ -16,10 +16,12 @@ import importlib.util
 import os
 import re
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from .errors import QfsumError
 
@@ -60,10 +62,26 @@ def resolve(name: str) -> ModelRef:
     if path.exists():
         raise QfsumError(f"model '{name}': expected a directory, got a file")
     if _HUB_ID.match(name) and not name.startswith((".", "/")):
+        _check_hub(name)
         return ModelRef(name, name)
     raise QfsumError(
         f"unknown model '{name}': not a packaged model ({', '.join(PACKAGED)}), a local directory, or a hub id"
     )
+
+
+def _check_hub(repo_id: str) -> None:
+    """Fail at once, not after a minute of retries, when a hub model is neither cached nor reachable."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE or isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError:
+        raise QfsumError(
+            f"model '{repo_id}' is not a local directory, not in the Hugging Face cache, and {host} is unreachable"
+        ) from None
 
 
 def cache_dir() -> Path:

@@ -46,9 +46,15 @@ class TokenizerCounter:
         return len(self.tokenizer(text + "\n", add_special_tokens=False)["input_ids"])
 
     def truncate(self, text: str, budget: int) -> str:
+        """The longest prefix cut at a token boundary whose `count` fits in `budget`."""
         offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        offsets = offsets[: max(budget - 1, 0)]  # one token is kept for the joining newline
-        return text[: offsets[-1][1]] if offsets else ""
+        # Byte-level tokenizers give several tokens one character's offsets (emoji, CJK), so the
+        # first guess can re-encode a little longer: step back until it fits.
+        for n in range(min(budget - 1, len(offsets)), 0, -1):
+            prefix = text[: offsets[n - 1][1]]
+            if self.count(prefix) <= budget:
+                return prefix
+        return ""
 
 
 def _cut(item: Evidence, text: str) -> Evidence:
@@ -56,33 +62,15 @@ def _cut(item: Evidence, text: str) -> Evidence:
     return Evidence(Segment(seg.index, text, seg.start, seg.start + len(text), seg.speaker), item.score)
 
 
-def select_under_budget(ranked: Sequence[Evidence], budget: int, counter: TokenCounter) -> list[Evidence]:
-    """Take segments in rank order while they fit in `budget`; return them in document order.
+def select_under_budget(
+    ranked: Sequence[Evidence], budget: int, counter: TokenCounter, cut_last: bool = False
+) -> list[Evidence]:
+    """Take segments in rank order until the next one does not fit in `budget`; document order out.
 
-    A segment that does not fit is skipped and later (shorter) ones may still be taken. If not
-    even one fits whole, the best segment is cut to the budget, so a writer never gets empty
-    evidence for a non-empty document. Segments scored -inf are excluded.
-    """
-    chosen: list[Evidence] = []
-    used = 0
-    usable = [item for item in ranked if item.score != float("-inf")]
-    for item in usable:
-        size = counter.count(item.segment.text)
-        if used + size <= budget:
-            chosen.append(item)
-            used += size
-            if used == budget:
-                break
-    if not chosen and usable:
-        chosen = [_cut(usable[0], counter.truncate(usable[0].segment.text, budget))]
-    return sorted(chosen, key=lambda e: e.segment.start)
-
-
-def truncate_ranked(ranked: Sequence[Evidence], budget: int, counter: TokenCounter) -> list[Evidence]:
-    """Concatenate segments in rank order and cut at exactly `budget` (the last one partially).
-
-    This is the "all segments ranked, then truncated" selection of extractor evaluation.
-    Returned in document order.
+    With `cut_last`, the segment that does not fit is cut to fill the budget exactly (the
+    "ranked, then truncated" selection); without it, it is left out, except when nothing was
+    taken yet: then the best segment is cut, so a writer never gets empty evidence. Segments
+    scored -inf are excluded.
     """
     chosen: list[Evidence] = []
     used = 0
@@ -91,9 +79,10 @@ def truncate_ranked(ranked: Sequence[Evidence], budget: int, counter: TokenCount
             break
         size = counter.count(item.segment.text)
         if used + size > budget:
-            text = counter.truncate(item.segment.text, budget - used)
-            if text:
-                chosen.append(_cut(item, text))
+            if cut_last or not chosen:
+                text = counter.truncate(item.segment.text, budget - used)
+                if text:
+                    chosen.append(_cut(item, text))
             break
         chosen.append(item)
         used += size

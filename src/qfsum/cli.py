@@ -15,6 +15,7 @@ from pathlib import Path
 from .errors import QfsumError
 
 EXIT_USAGE = 2
+SHOWN_EVIDENCE = 5  # text output; --json gives all
 
 
 def _quiet_libraries() -> None:
@@ -52,10 +53,14 @@ def cmd_summarize(args: argparse.Namespace) -> None:
     for i, summary in enumerate(summaries):
         if i:
             print()
-        print(f"Q: {summary.query}\nA: {summary.text}\n\nEvidence:")
-        for item in summary.evidence:
-            snippet = item.segment.text if len(item.segment.text) <= 160 else item.segment.text[:157] + "..."
-            print(f"  [{item.segment.index}] chars {item.segment.start}-{item.segment.end}  score {item.score:.3f}  {snippet}")
+        print(f"Q: {summary.query}\nA: {summary.text}\n")
+        top = sorted(summary.evidence, key=lambda e: -e.score)[:SHOWN_EVIDENCE]
+        more = len(summary.evidence) - len(top)
+        print(f"Evidence ({len(summary.evidence)} segments" + (f", the {len(top)} most relevant shown" if more else "") + "):")
+        for item in top:
+            seg = item.segment
+            snippet = seg.text if len(seg.text) <= 160 else seg.text[:157] + "..."
+            print(f"  [{seg.index}] chars {seg.start}-{seg.end}  score {item.score:.3f}  {snippet}")
         print(f"({summary.timings['total_ms']:.0f} ms)")
 
 
@@ -70,7 +75,8 @@ def _examples(args: argparse.Namespace):
 
 def _default_out(kind: str, name: str, args: argparse.Namespace) -> Path:
     label = Path(str(name)).name or "pipeline"
-    return Path("runs") / f"{kind}-{label}-{args.split or Path(args.data).stem}" + (f"-{args.limit}" if args.limit else "")
+    limit = f"-{args.limit}" if args.limit else ""
+    return Path("runs") / f"{kind}-{label}-{args.split or Path(args.data).stem}{limit}"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

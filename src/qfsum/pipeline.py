@@ -20,6 +20,7 @@ from .retrieval.base import LRUCache
 from .segment import Segmenter, SegmenterConfig
 
 CONFIG_FILE = "pipeline.json"
+SAVED_MODELS = "models"  # Pipeline.save copies local model folders here
 
 
 @dataclass
@@ -49,6 +50,8 @@ class PipelineConfig:
             for part in (config.scorer, config.writer):
                 if part.model and (base / part.model).is_dir():
                     part.model = str((base / part.model).resolve())
+                elif part.model and part.model.startswith(f"{SAVED_MODELS}/"):
+                    raise QfsumError(f"saved pipeline is missing its model folder {base / part.model}")
         return config
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,9 +110,11 @@ class Pipeline:
         data = self.config.to_dict()
         for role in ("scorer", "writer"):
             model = data[role].get("model")
-            if model and Path(model).is_dir() and Path(model).resolve() != (directory / "models" / role).resolve():
-                shutil.copytree(model, directory / "models" / role, dirs_exist_ok=True)
-                data[role]["model"] = f"models/{role}"
+            target = directory / SAVED_MODELS / role
+            if model and Path(model).is_dir():
+                if Path(model).resolve() != target.resolve():
+                    shutil.copytree(model, target, dirs_exist_ok=True)
+                data[role]["model"] = f"{SAVED_MODELS}/{role}"
         (directory / CONFIG_FILE).write_text(json.dumps(data, indent=2) + "\n")
         return directory
 

@@ -17,9 +17,9 @@ from .errors import QfsumError
 MAX_FILE_BYTES = 200 * 1024 * 1024  # a 600K-token book is ~3 MB; past this something is wrong
 _QMSUM_MARKUP = re.compile(r"\{\s*\w+\s*\}")
 _SPACES = re.compile(r"[ \t]+")
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r]*\n")
 _LINE = re.compile(r"[^\n]+")
-_PARAGRAPH = re.compile(r"(?:[^\n]|\n(?![ \t]*\n))+")
+_PARAGRAPH = re.compile(r"(?:[^\n]|\n(?![ \t\r]*\n))+")
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text", ""}
 
 
@@ -80,10 +80,15 @@ def qmsum_document(meeting: dict[str, Any], id: str) -> Document:
     turns = meeting.get("meeting_transcripts")
     if not isinstance(turns, list) or not turns:
         raise QfsumError(f"{id}: not a QMSum meeting (no 'meeting_transcripts' list)")
-    return Document.from_units(
-        [(str(t.get("speaker", "")).strip() or None, clean_qmsum(str(t.get("content", "")))) for t in turns],
-        id,
-    )
+    if not all(isinstance(t, dict) for t in turns):
+        raise QfsumError(f"{id}: every entry of 'meeting_transcripts' must be an object with 'speaker' and 'content'")
+    return Document.from_units([(_field(t, "speaker") or None, clean_qmsum(_field(t, "content"))) for t in turns], id)
+
+
+def _field(record: dict[str, Any], key: str) -> str:
+    """A string field; missing or null is empty, numbers become text."""
+    value = record.get(key)
+    return "" if value is None else str(value).strip()
 
 
 def qmsum_examples(meeting: dict[str, Any], id: str) -> list[Example]:
@@ -112,7 +117,8 @@ def _load_json(path: Path) -> Any:
 
 def _jsonl_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     records = []
-    for lineno, line in enumerate(read_text_file(path).splitlines(), 1):
+    # split on "\n" only: str.splitlines() also breaks at U+2028 etc., which JSON strings may hold raw
+    for lineno, line in enumerate(read_text_file(path).split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -136,7 +142,7 @@ def jsonl_document(record: dict[str, Any], where: str) -> Document:
             if isinstance(seg, str):
                 units.append((None, seg))
             elif isinstance(seg, dict) and isinstance(seg.get("text"), str):
-                units.append((seg.get("speaker"), seg["text"]))
+                units.append((_field(seg, "speaker") or None, seg["text"]))
             else:
                 raise QfsumError(f"{where}: each segment must be a string or an object with 'text'")
         if not any(text.strip() for _, text in units):

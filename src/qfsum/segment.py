@@ -35,8 +35,8 @@ class SegmenterConfig:
 
 def has_content(unit: Segment) -> bool:
     """False for units that are only a speaker label (QMSum turns that held nothing but markup)."""
-    body = unit.text[len(unit.speaker) + 1 :] if unit.speaker and unit.text.startswith(unit.speaker) else unit.text
-    return bool(body.strip(" :\t\n"))
+    body = unit.text[len(unit.speaker) :] if unit.speaker and unit.text.startswith(unit.speaker) else unit.text
+    return bool(body.strip().lstrip(":").strip())
 
 
 def turn_segments(document: Document) -> list[Segment]:

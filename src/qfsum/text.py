@@ -11,9 +11,11 @@ import re
 from collections.abc import Iterator
 
 _ABBREVIATIONS = frozenset(
-    """mr mrs ms dr prof sr jr st vs etc e.g i.e cf al fig figs no nos vol pp ed eds inc ltd co
+    """mr mrs ms dr prof sr jr st vs etc e.g i.e cf al ed eds inc ltd co
     corp dept univ approx est jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k a.m p.m""".split()
 )
+# Abbreviations only when a number follows ("No. 5", "Fig. 2"): "No. That is wrong." ends a sentence.
+_BEFORE_NUMBER = frozenset("no nos fig figs vol pp".split())
 _BOUNDARY = re.compile(r"""[.!?…]+["')\]’”]*\s+(?=["'(\[‘“]?[A-Z0-9])""")
 _WORD = re.compile(r"\S+")
 
@@ -24,7 +26,8 @@ def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
     for match in _BOUNDARY.finditer(text):
         words = text[start : match.start() + 1].split()
         last = words[-1].rstrip(".!?…").lower() if words else ""
-        if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+        before_number = last in _BEFORE_NUMBER and text[match.end() : match.end() + 1].isdigit()
+        if last in _ABBREVIATIONS or before_number or (len(last) == 1 and last.isalpha()):
             continue  # "Dr. Smith", "J. Doe": not a boundary
         end = match.start() + len(match.group(0).rstrip())
         yield from _trimmed(text, start, end)

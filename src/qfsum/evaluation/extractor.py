@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..budget import TokenCounter, truncate_ranked
+from ..budget import TokenCounter, select_under_budget
 from ..document import Example
 from ..generation.draft import Evidence
 from ..text import count_words
@@ -26,7 +26,7 @@ def selections(ranked: Sequence[Evidence], budget: int, counter: TokenCounter) -
     """The selections that are scored: top1, top5, top15 and topall (truncated to the budget)."""
     usable = [e for e in ranked if e.score != float("-inf")]
     chosen = {f"top{k}": sorted(usable[:k], key=lambda e: e.segment.start) for k in TOP_K}
-    chosen["topall"] = truncate_ranked(usable, budget, counter)
+    chosen["topall"] = select_under_budget(usable, budget, counter, cut_last=True)
     return chosen
 
 

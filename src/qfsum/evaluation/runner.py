@@ -25,16 +25,37 @@ RUN_FILE = "run.json"
 
 
 def _read_done(path: Path) -> dict[str, dict]:
-    """Predictions already written by an earlier (interrupted) run; a torn last line is dropped."""
+    """Predictions already written by an earlier (interrupted) run.
+
+    A last line torn by a kill mid-write is cut off the file, so new rows start on a clean line.
+    """
     done: dict[str, dict] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the run was killed mid-write
-            done[row["id"]] = row
+    if not path.exists():
+        return done
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]
+    if complete != text:
+        path.write_text(complete)
+    for line in complete.splitlines():
+        row = json.loads(line)
+        done[row["id"]] = row
     return done
+
+
+def _check_examples(examples: Sequence[Example], out: Path) -> None:
+    """Fail early on what would break a long run half-way: no examples, repeated ids, no references."""
+    if not examples:
+        raise QfsumError("no examples to evaluate")
+    seen: set[str] = set()
+    for example in examples:
+        if example.id in seen:
+            raise QfsumError(f"example id '{example.id}' appears twice; ids must be unique")
+        seen.add(example.id)
+        if not example.references:
+            raise QfsumError(f"example '{example.id}' has no reference summary ('summary' or 'summaries')")
+    if out.exists() and not out.is_dir():
+        raise QfsumError(f"{out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def _check_same_run(out: Path, run: dict[str, Any]) -> None:
@@ -50,9 +71,7 @@ def evaluate(
     pipeline: Pipeline, examples: Sequence[Example], out: Path, data_label: str, progress: bool = True
 ) -> dict[str, float]:
     """Summarize every example, score it with ROUGE, and write predictions and metrics to `out`."""
-    if not examples:
-        raise QfsumError("no examples to evaluate")
-    out.mkdir(parents=True, exist_ok=True)
+    _check_examples(examples, out)
     _check_same_run(out, {"pipeline": pipeline.config.to_dict(), "data": data_label, "ids": [e.id for e in examples]})
     predictions_path = out / "predictions.jsonl"
     done = _read_done(predictions_path)
@@ -108,9 +127,7 @@ def evaluate_extractor(
         examples = [e for e in examples if e.spans]
         if not examples:
             raise QfsumError("no example has gold spans")
-    if not examples:
-        raise QfsumError("no examples to evaluate")
-    out.mkdir(parents=True, exist_ok=True)
+    _check_examples(examples, out)
     start = time.perf_counter()
     rows = []
     with (out / "per_example.jsonl").open("w") as sink:

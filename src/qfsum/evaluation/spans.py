@@ -10,14 +10,14 @@ from ..segment import has_content
 
 
 def covered_units(document: Document, segments: Iterable[Segment]) -> set[int]:
-    """Indices of the document's units that the segments overlap (by character offsets)."""
+    """Indices of the units with content that the segments overlap (by character offsets)."""
     units = document.units
     starts = [u.start for u in units]
     covered: set[int] = set()
     for seg in segments:
         i = max(bisect.bisect_right(starts, seg.start) - 1, 0)
         while i < len(units) and units[i].start < seg.end:
-            if units[i].end > seg.start:
+            if units[i].end > seg.start and has_content(units[i]):
                 covered.add(i)
             i += 1
     return covered

@@ -57,14 +57,14 @@ class GenerativeWriter:
         room = self.budget - self._overhead - query_tokens
         if room < 16:
             raise QfsumError(f"the query is too long: {query_tokens} tokens leave no room in the {self.budget}-token budget")
-        chosen = select_under_budget(ranked, room, self.counter)
-        while True:
+        while room > 0:
+            chosen = select_under_budget(ranked, room, self.counter, cut_last=True)
             ids = self._prompt_ids("\n".join(e.segment.text for e in chosen), query)
-            if len(ids) <= self.budget or len(chosen) <= 1:
-                break
-            # token merges at the joins made it a little longer: drop the least relevant piece
-            chosen.remove(min(chosen, key=lambda e: e.score))
-        return ids[: self.budget], chosen
+            excess = len(ids) - self.budget
+            if excess <= 0:
+                return ids, chosen
+            room -= excess  # tokens merged differently at the joins: select again, a little tighter
+        raise QfsumError(f"no evidence fits the {self.budget}-token budget")
 
     # -- generation -----------------------------------------------------------------------
     @torch.inference_mode()

@@ -32,6 +32,7 @@ class ScorerConfig:
     model: str = "minilm"  # dense and hybrid: sentence-transformers model name, directory or hub id
     rrf_k: int = 60  # hybrid: the k of reciprocal-rank fusion, 1 / (k + rank)
     batch_size: int = 32  # dense: segments per encoder batch (batches are formed by length)
+    dtype: str = "auto"  # dense: auto (bf16 autocast where the hardware has it) or float32
 
 
 def rank(scores: np.ndarray) -> np.ndarray:
@@ -77,7 +78,7 @@ def build_scorer(config: ScorerConfig) -> Scorer:
     if config.kind == "bm25":
         return BM25Scorer()
     if config.kind == "dense":
-        return DenseScorer(config.model, batch_size=config.batch_size)
+        return DenseScorer(config.model, config.batch_size, config.dtype)
     if config.kind == "hybrid":
-        return HybridScorer([BM25Scorer(), DenseScorer(config.model, batch_size=config.batch_size)], k=config.rrf_k)
+        return HybridScorer([BM25Scorer(), DenseScorer(config.model, config.batch_size, config.dtype)], k=config.rrf_k)
     raise QfsumError(f"unknown scorer '{config.kind}' (choose from lead, bm25, dense, hybrid)")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..assets import cpu_supports_bf16, load_sentence_encoder
+from ..assets import load_sentence_encoder, resolve_dtype
 from ..document import Segment
 from .base import LRUCache, segments_key
 
@@ -18,18 +18,19 @@ class DenseScorer:
 
     A document's segment embeddings are computed once and reused for all its queries.
     sentence-transformers sorts inputs by length before batching, so little is spent on padding;
-    on CPUs with native bf16 the encoder runs under bf16 autocast (2.5x faster here, cosine
-    agreement with fp32 > 0.9999).
+    with dtype "auto" the encoder runs under bf16 autocast where the hardware has native bf16
+    (2.4x faster than fp32 on this project's 2-core CPU, cosine agreement with fp32 > 0.9999).
     """
 
-    def __init__(self, model: str = "minilm", batch_size: int = 32, cache_size: int = 64) -> None:
+    def __init__(self, model: str = "minilm", batch_size: int = 32, dtype: str = "auto", cache_size: int = 64) -> None:
         self.encoder = load_sentence_encoder(model)
         self.batch_size = batch_size
+        self.dtype = resolve_dtype(dtype)
         self._embeddings: LRUCache[np.ndarray] = LRUCache(cache_size)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.encoder.device.type == "cpu" and cpu_supports_bf16():
-            return torch.autocast("cpu", dtype=torch.bfloat16)
+        if self.dtype != torch.float32:
+            return torch.autocast(self.encoder.device.type, dtype=self.dtype)
         return contextlib.nullcontext()
 
     def encode(self, texts: list[str]) -> np.ndarray:

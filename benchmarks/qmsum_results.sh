@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every QMSum figure of docs/results.md: extractor tables (val) and pipeline ROUGE (val and test).
+# Usage: bash benchmarks/qmsum_results.sh [QMSUM_DIR]   (outputs under runs/; resumable)
+set -euo pipefail
+DATA=${1:-../shared/data/qmsum}
+Q=${QFSUM:-.venv/bin/qfsum}
+for scorer in lead bm25 dense hybrid gold; do
+  $Q evaluate-extractor --data "$DATA" --split val --scorer $scorer --out runs/extractor-$scorer-val --no-progress
+done
+for split in val test; do
+  for p in extractive-lead extractive-bm25 extractive-dense extractive default; do
+    $Q evaluate --data "$DATA" --split $split --pipeline $p --out runs/evaluate-$p-$split --no-progress
+  done
+done
