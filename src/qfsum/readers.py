@@ -201,9 +201,11 @@ def read_examples(data: str | Path, split: str | None = None) -> list[Example]:
     """
     path = Path(data)
     if path.is_dir():
-        folder = path / split if split and (path / split).is_dir() else path
-        if split and folder == path and any(p.is_dir() for p in path.iterdir()):
-            raise QfsumError(f"{path}: has no '{split}' folder")
+        splits = sorted(p.name for p in path.iterdir() if p.is_dir())
+        folder = path / split if split and split in splits else path
+        if splits and folder == path:
+            wanted = f"has no '{split}' folder" if split else "holds splits: give --split"
+            raise QfsumError(f"{path}: {wanted} (found {', '.join(splits)})")
         files = sorted(folder.glob("*.json"))
         if not files:
             raise QfsumError(f"{folder}: no QMSum .json files found")
