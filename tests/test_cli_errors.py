@@ -164,3 +164,21 @@ def test_jsonl_numeric_speaker_through_the_cli(capsys, tmp_path):
     code, out, err = cli(capsys, "summarize", path, "-p", "extractive-bm25", "--json")
     assert code == 0, err
     assert "6: The budget." in json.loads(out)[0]["summary"]
+
+
+def test_huge_file_is_refused(tmp_path, capsys, monkeypatch):
+    import qfsum.readers
+
+    monkeypatch.setattr(qfsum.readers, "MAX_FILE_BYTES", 1024)
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 1000)
+    code, _, err = cli(capsys, "summarize", str(big), "-q", "budget", "-p", "extractive-bm25")
+    assert "over the 0 MB limit" in assert_one_error_line(code, err)
+
+
+def test_huge_stdin_is_refused(tmp_path):
+    """The stdin limit is the file limit: 64 MB and one byte is refused without reading on."""
+    result = run_subprocess(
+        "summarize", "-", "-q", "budget", "-p", "extractive-bm25", stdin=b"word " * (64 * 2**20 // 5 + 1)
+    )
+    assert "stdin: over the 64 MB limit" in assert_one_error_line(result.returncode, result.stderr.decode())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -25,14 +24,16 @@ def _quiet_libraries() -> None:
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 def _read_input(path: str):
-    from .readers import decode_text, document_from_text, read_document
+    from .readers import MAX_FILE_BYTES, decode_text, document_from_text, read_document
 
     if path == "-":
-        return document_from_text(decode_text(sys.stdin.buffer.read(), "stdin"), "stdin"), []
+        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise QfsumError(f"stdin: over the {MAX_FILE_BYTES // 2**20} MB limit")
+        return document_from_text(decode_text(data, "stdin"), "stdin"), []
     return read_document(path)
 
 

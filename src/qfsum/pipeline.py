@@ -139,16 +139,12 @@ class Pipeline:
                 document = document_from_text(document)
             if not query or not query.strip():
                 raise QfsumError("the query is empty")
-            t0 = time.perf_counter()
-            segments = self.segments(document)
-            t1 = time.perf_counter()
-            scores = self.scorer.score(query, segments)
-            t2 = time.perf_counter()
-            prepared.append((query, [Evidence(segments[i], float(scores[i])) for i in rank(scores)]))
-            timings.append({"segment_ms": (t1 - t0) * 1e3, "score_ms": (t2 - t1) * 1e3})
+            ranked, timing = self._timed_rank(document, query)
+            prepared.append((query, ranked))
+            timings.append(timing)
         t3 = time.perf_counter()
         drafts = self.writer.write_batch([q for q, _ in prepared], [r for _, r in prepared])
-        write_ms = (time.perf_counter() - t3) * 1e3 / max(len(items), 1)
+        write_ms = (time.perf_counter() - t3) * 1e3 / max(len(items), 1)  # a batch: its share each
         summaries = []
         for (query, _), draft, timing in zip(prepared, drafts, timings, strict=True):
             timing["write_ms"] = write_ms
@@ -158,9 +154,16 @@ class Pipeline:
 
     def rank(self, document: Document, query: str) -> list[Evidence]:
         """Every segment of the document, most relevant first (for extractor evaluation)."""
+        return self._timed_rank(document, query)[0]
+
+    def _timed_rank(self, document: Document, query: str) -> tuple[list[Evidence], dict[str, float]]:
+        t0 = time.perf_counter()
         segments = self.segments(document)
+        t1 = time.perf_counter()
         scores = self.scorer.score(query, segments)
-        return [Evidence(segments[i], float(scores[i])) for i in rank(scores)]
+        t2 = time.perf_counter()
+        ranked = [Evidence(segments[i], float(scores[i])) for i in rank(scores)]
+        return ranked, {"segment_ms": (t1 - t0) * 1e3, "score_ms": (t2 - t1) * 1e3}
 
 
 def load_config(name_or_dir: str | Path) -> PipelineConfig:

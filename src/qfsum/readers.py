@@ -14,7 +14,7 @@ from typing import Any
 from .document import Document, Example, Segment
 from .errors import QfsumError
 
-MAX_FILE_BYTES = 200 * 1024 * 1024  # a 600K-token book is ~3 MB; past this something is wrong
+MAX_FILE_BYTES = 64 * 1024 * 1024  # ~10M words; a 600K-token book is ~3 MB
 _QMSUM_MARKUP = re.compile(r"\{\s*\w+\s*\}")
 _SPACES = re.compile(r"[ \t]+")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r]*\n")
@@ -32,7 +32,7 @@ def read_text_file(path: str | Path) -> str:
         raise QfsumError(f"{path}: is a directory, expected a file")
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise QfsumError(f"{path}: file is {size / 1e6:.0f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB limit")
+        raise QfsumError(f"{path}: file is {size / 2**20:.0f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit")
     try:
         data = path.read_bytes()
     except OSError as err:

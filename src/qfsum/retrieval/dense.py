@@ -12,6 +12,8 @@ from ..assets import load_sentence_encoder, resolve_dtype
 from ..document import Segment
 from .base import LRUCache, segments_key
 
+PROGRESS_FROM = 20_000  # segments: a book-length input takes minutes to encode on a CPU
+
 
 class DenseScorer:
     """Scores segments by cosine similarity with the query in a bi-encoder's embedding space.
@@ -37,7 +39,11 @@ class DenseScorer:
         """Unit-normalized embeddings, shape (len(texts), dim), float32."""
         with self._autocast():
             vectors = self.encoder.encode(
-                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=len(texts) >= PROGRESS_FROM,
             )
         return np.asarray(vectors, dtype=np.float32)
 

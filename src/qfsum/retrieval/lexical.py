@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import bm25s
@@ -10,6 +11,8 @@ import Stemmer
 
 from ..document import Segment
 from .base import LRUCache, segments_key
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
 
 
 class LeadScorer:
