@@ -169,7 +169,7 @@ class StubEncoder:
     def __init__(self):
         self.calls: list[list[str]] = []
 
-    def encode(self, texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True):
+    def encode(self, texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False):
         self.calls.append(list(texts))
         vectors = np.array([[t.lower().count(w) for w in _VOCAB] + [0.1] for t in texts], dtype=np.float32)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
