@@ -218,6 +218,16 @@ def test_dense_encodes_each_document_once_across_queries(stub_encoder):
     assert passage_calls == [["budget talk", "rubber case", "voice recognition"], ["library hours", "weather report"]]
 
 
+def test_dense_encodes_repeated_segment_texts_once(stub_encoder):
+    from qfsum.retrieval.dense import DenseScorer
+
+    scorer = DenseScorer("stub-model")
+    doc = _segments(["Yeah .", "budget talk", "Yeah .", "rubber case", "budget talk"])
+    scores = scorer.score("budget", doc)
+    assert [c for c in stub_encoder.calls if len(c) > 1] == [["Yeah .", "budget talk", "rubber case"]]
+    assert scores[0] == scores[2] and scores[1] == scores[4] and scores[1] > scores[3]
+
+
 def test_build_scorer_kinds(stub_encoder):
     from qfsum.retrieval.dense import DenseScorer
 

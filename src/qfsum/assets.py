@@ -11,6 +11,7 @@ Every loader is cached, so a process loads each model once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -115,6 +116,27 @@ def load_sentence_encoder(name: str) -> Any:
         return SentenceTransformer(ref.location, device=default_device())
     except (OSError, ValueError) as err:
         raise _load_error(ref, err) from None
+
+
+@functools.cache
+def load_cross_encoder(name: str) -> Any:
+    """A sentence-transformers CrossEncoder (one relevance score per pair), like `load_sentence_encoder`."""
+    from sentence_transformers import CrossEncoder
+
+    ref = resolve(name)
+    try:
+        return CrossEncoder(ref.location, device=default_device())
+    except (OSError, ValueError) as err:
+        raise _load_error(ref, err) from None
+
+
+def autocast(device_type: str, dtype: Any) -> contextlib.AbstractContextManager:
+    """Autocast to `dtype` (from `resolve_dtype`) on a device type; a no-op for float32."""
+    import torch
+
+    if dtype != torch.float32:
+        return torch.autocast(device_type, dtype=dtype)
+    return contextlib.nullcontext()
 
 
 def resolve_dtype(dtype: str) -> Any:

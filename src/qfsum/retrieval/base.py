@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
@@ -28,11 +30,11 @@ class Scorer(Protocol):
 class ScorerConfig:
     """Which scorer to build."""
 
-    kind: str = "hybrid"  # lead | bm25 | dense | hybrid
-    model: str = "minilm"  # dense and hybrid: sentence-transformers model name, directory or hub id
+    kind: str = "hybrid"  # lead | bm25 | dense | hybrid | relreg (a cross-encoder)
+    model: str = "minilm"  # dense, hybrid, relreg: sentence-transformers model name, directory or hub id
     rrf_k: int = 60  # hybrid: the k of reciprocal-rank fusion, 1 / (k + rank)
-    batch_size: int = 32  # dense: segments per encoder batch (batches are formed by length)
-    dtype: str = "auto"  # dense: auto (bf16 autocast where the hardware has it) or float32
+    batch_size: int = 32  # dense, relreg: segments per encoder batch (batches are formed by length)
+    dtype: str = "auto"  # dense, relreg: auto (bf16 autocast where the hardware has it) or float32
 
 
 def rank(scores: np.ndarray) -> np.ndarray:
@@ -67,8 +69,43 @@ class LRUCache(Generic[T]):
         return value
 
 
+SCORER_KINDS = ("lead", "bm25", "dense", "hybrid", "relreg")
+
+
+def encoder_type(directory: str | Path) -> str | None:
+    """Which kind of model a directory holds, from its saved files: "cross-encoder", "bi-encoder" or None.
+
+    sentence-transformers writes its model type into `config_sentence_transformers.json`; older
+    cross-encoders are plain Hugging Face sequence classifiers without `modules.json`.
+    """
+    directory = Path(directory)
+    try:
+        saved = json.loads((directory / "config_sentence_transformers.json").read_text())
+        model_type = saved.get("model_type") if isinstance(saved, dict) else None
+    except (OSError, ValueError):
+        model_type = None
+    if model_type == "CrossEncoder":
+        return "cross-encoder"
+    if model_type == "SentenceTransformer" or (directory / "modules.json").is_file():
+        return "bi-encoder"
+    try:
+        architectures = json.loads((directory / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    return "cross-encoder" if any(a.endswith("ForSequenceClassification") for a in architectures) else None
+
+
+def scorer_config_for_model(directory: str | Path) -> ScorerConfig:
+    """The scorer for a trained extractor directory: relreg for a cross-encoder, dense for a bi-encoder."""
+    kind = encoder_type(directory)
+    if kind is None:
+        raise QfsumError(f"{directory}: neither a pipeline nor a sentence-transformers model directory")
+    return ScorerConfig(kind="relreg" if kind == "cross-encoder" else "dense", model=str(Path(directory).resolve()))
+
+
 def build_scorer(config: ScorerConfig) -> Scorer:
     """Build the scorer a config names, with a clear error for unknown kinds."""
+    from .cross import CrossEncoderScorer
     from .dense import DenseScorer
     from .hybrid import HybridScorer
     from .lexical import BM25Scorer, LeadScorer
@@ -81,4 +118,6 @@ def build_scorer(config: ScorerConfig) -> Scorer:
         return DenseScorer(config.model, config.batch_size, config.dtype)
     if config.kind == "hybrid":
         return HybridScorer([BM25Scorer(), DenseScorer(config.model, config.batch_size, config.dtype)], k=config.rrf_k)
-    raise QfsumError(f"unknown scorer '{config.kind}' (choose from lead, bm25, dense, hybrid)")
+    if config.kind == "relreg":
+        return CrossEncoderScorer(config.model, config.batch_size, config.dtype)
+    raise QfsumError(f"unknown scorer '{config.kind}' (choose from {', '.join(SCORER_KINDS)})")

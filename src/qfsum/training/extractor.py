@@ -1,0 +1,372 @@
+"""Training relevance extractors: RelReg (cross-encoder), RelRegTT (two towers) and DPR.
+
+All three learn from ROUGE relevance labels (`qfsum.retrieval.labels`) with the sentence-transformers
+trainers (Hugging Face `Trainer` underneath: checkpoints, resuming, mixed precision):
+
+- relreg: a `CrossEncoder` reads `query [SEP] segment` and regresses the label (MSE).
+- relregtt: one shared `SentenceTransformer` encodes "query: ..." and "passage: ..."; the inner
+  product of the unit-normalized pooled embeddings regresses the label (MSE on the cosine).
+- dpr: the same two-tower model trained with the negative log-likelihood of the positive against
+  in-batch negatives and one hard negative per pair (MultipleNegativesRankingLoss).
+
+The output directory is a sentence-transformers model directory that `ScorerConfig(kind="relreg")`
+or `ScorerConfig(kind="dense")` loads (see `retrieval.base.scorer_config_for_model`), plus a model
+card (`README.md`) and `qfsum_training.json`. While training, `checkpoints/` holds the last
+checkpoint (rerunning the same command resumes from it) and `best/` the best model on validation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+import transformers
+from sentence_transformers import (
+    CrossEncoder,
+    CrossEncoderTrainer,
+    CrossEncoderTrainingArguments,
+    SentenceTransformer,
+    SentenceTransformerTrainer,
+    SentenceTransformerTrainingArguments,
+)
+from sentence_transformers.base.modules.normalize import Normalize
+from sentence_transformers.base.sampler import BatchSamplers
+from sentence_transformers.cross_encoder.losses import MSELoss
+from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss, MultipleNegativesRankingLoss
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from ..assets import cache_dir, default_device, load_tokenizer, resolve, resolve_dtype
+from ..budget import TokenizerCounter, WordCounter
+from ..document import Example, Segment
+from ..errors import QfsumError
+from ..readers import read_examples
+from ..retrieval.labels import LABEL_METRICS, check_metrics, load_or_build_labels
+from ..segment import Segmenter, SegmenterConfig
+from .callbacks import LossProgress, RunBookkeeping
+from .card import write_model_card
+from .pairs import Labelled, PairConfig, dpr_triples, positives, regression_pairs
+from .validation import ExtractorEvaluator, sample_examples
+
+KINDS = ("relreg", "relregtt", "dpr")
+PROMPTS = {"query": "query: ", "passage": "passage: "}  # the towers' markers, saved with the model
+RUN_FILE = "qfsum_training.json"
+CHECKPOINTS, BEST = "checkpoints", "best"
+
+
+@dataclass
+class ExtractorTrainingConfig:
+    """One training run of an extractor; every field but `out` and `label_workers` identifies the run."""
+
+    kind: str  # relreg | relregtt | dpr
+    data: str  # QMSum root, folder of meetings, meeting file or JSONL file
+    out: str  # output directory
+    split: str | None = "train"
+    val_split: str | None = "val"  # None: no validation (the last model is kept)
+    val_data: str | None = None  # None: the same as `data`
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    base: str = "minilm"  # packaged name, local directory or hub id of the starting encoder
+    label_metrics: tuple[str, ...] = LABEL_METRICS
+    pairs: PairConfig = field(default_factory=PairConfig)
+    epochs: float = 1.0
+    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
+    batch_size: int = 16
+    lr: float = 2e-5
+    warmup: float = 0.1  # fraction of the steps with a linearly rising learning rate
+    max_length: int | None = None  # tokens per input (relreg: query + segment); None = the model's own
+    log_steps: int = 10  # loss shown (and logged) every this many steps
+    eval_steps: int = 500  # validation every this many steps, and at the end
+    save_steps: int = 200  # checkpoint every this many steps
+    val_limit: int | None = 50  # validation examples (whole documents, drawn at random); None = all
+    val_budget: int = 1024  # tokens of the "topall" selection whose span recall is reported
+    val_tokenizer: str = "smollm2"  # counts the budget, as `qfsum evaluate-extractor` does; or "words"
+    dtype: str = "auto"  # auto: bf16 mixed precision where the hardware has it; float32
+    seed: int = 0
+    label_workers: int | None = None  # processes that build labels; None = all cores
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise QfsumError(f"unknown extractor kind '{self.kind}' (choose from {', '.join(KINDS)})")
+        self.label_metrics = check_metrics(self.label_metrics)
+        for name in ("batch_size", "log_steps", "eval_steps", "save_steps", "val_budget"):
+            if getattr(self, name) < 1:
+                raise QfsumError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+        if self.epochs <= 0 or (self.max_steps is not None and self.max_steps < 1):
+            raise QfsumError("epochs must be > 0 and max steps >= 1")
+        if self.lr <= 0:
+            raise QfsumError(f"learning rate must be > 0, got {self.lr}")
+        if self.dtype not in ("auto", "float32"):
+            raise QfsumError(f"training dtype must be auto or float32, got '{self.dtype}'")
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a rerun to resume this run."""
+        data = asdict(self)
+        data.pop("out")
+        data.pop("label_workers")  # how many processes label does not change the labels
+        data["label_metrics"] = list(self.label_metrics)
+        return data
+
+
+# -- data -------------------------------------------------------------------------------------------
+
+
+def labelled_examples(
+    examples: Sequence[Example], config: ExtractorTrainingConfig, progress: bool = True
+) -> list[Labelled]:
+    """Every example with its segments and their (cached) ROUGE labels."""
+    labels = load_or_build_labels(
+        examples, config.segmenter, config.label_metrics, config.label_workers, progress=progress
+    )
+    segment = Segmenter(config.segmenter)
+    segments: dict[int, list[Segment]] = {}
+    items = []
+    for example in examples:
+        if id(example.document) not in segments:
+            segments[id(example.document)] = segment(example.document)
+        doc_segments = segments[id(example.document)]
+        if len(doc_segments) != len(labels[example.id]):
+            raise QfsumError(f"{example.id}: cached labels do not match the segments; remove {cache_dir() / 'labels'}")
+        items.append(Labelled(example, doc_segments, labels[example.id]))
+    return items
+
+
+def training_columns(items: Sequence[Labelled], config: ExtractorTrainingConfig) -> dict[str, list]:
+    """The training table of the run's kind (see `pairs`)."""
+    if config.kind == "dpr":
+        columns = dpr_triples(items, config.pairs)
+    else:
+        columns = regression_pairs(items, config.pairs)
+    if not columns["query"]:
+        hint = " (no segment reaches --positive-threshold)" if config.kind == "dpr" else ""
+        raise QfsumError(f"no training pairs{hint}")
+    return columns
+
+
+# -- models and losses ------------------------------------------------------------------------------
+
+
+def _precision(dtype: str) -> dict[str, bool]:
+    chosen = resolve_dtype(dtype)
+    return {"bf16": chosen == torch.bfloat16, "fp16": chosen == torch.float16}
+
+
+def build_model(config: ExtractorTrainingConfig) -> CrossEncoder | SentenceTransformer:
+    """The starting model: a cross-encoder with one regression output, or a normalized bi-encoder
+    carrying the query/passage prompts."""
+    ref = resolve(config.base)
+    try:
+        if config.kind == "relreg":
+            # Identity activation: predictions are regressed labels, not squashed by a sigmoid.
+            return CrossEncoder(ref.location, num_labels=1, max_length=config.max_length,
+                                activation_fn=torch.nn.Identity(), device=default_device())
+        model = SentenceTransformer(ref.location, device=default_device())
+    except (OSError, ValueError) as err:
+        raise QfsumError(f"cannot load base model '{config.base}': {str(err).splitlines()[0][:300]}") from None
+    if not any(isinstance(module, Normalize) for module in model):
+        model.append(Normalize())  # unit vectors: the inner product is the cosine the dense scorer uses
+    model.prompts = dict(PROMPTS)
+    model.default_prompt_name = None
+    if config.max_length:
+        model.max_seq_length = config.max_length
+    return model
+
+
+def build_loss(model: Any, kind: str) -> torch.nn.Module:
+    """MSE on the score (relreg) or on the towers' inner product (relregtt); in-batch NLL (dpr)."""
+    if kind == "relreg":
+        return MSELoss(model)
+    if kind == "relregtt":
+        return CosineSimilarityLoss(model)  # MSE(cos(q, p), label); embeddings are unit vectors, so cos = q . p
+    return MultipleNegativesRankingLoss(model)
+
+
+def column_prompts(kind: str) -> dict[str, str] | None:
+    """The trainer's prompt per dataset column (the towers' markers); none for the cross-encoder."""
+    if kind == "relreg":
+        return None
+    if kind == "relregtt":
+        return {"query": PROMPTS["query"], "passage": PROMPTS["passage"]}
+    return {"query": PROMPTS["query"], "positive": PROMPTS["passage"], "negative": PROMPTS["passage"]}
+
+
+# -- run bookkeeping --------------------------------------------------------------------------------
+
+
+def _read_run(out: Path) -> dict[str, Any] | None:
+    path = out / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise QfsumError(f"{path}: unreadable; remove {out} or pick another --out") from None
+
+
+def _write_run(out: Path, run: dict[str, Any]) -> None:
+    staging = out / f".{RUN_FILE}.tmp"
+    staging.write_text(json.dumps(run, indent=2) + "\n")
+    staging.replace(out / RUN_FILE)
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint (a kill while saving leaves one without its trainer state)."""
+    if not folder.is_dir():
+        return None
+    found = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _machine() -> str:
+    """The device that trained, for the model card: GPU name, or CPU model and cores."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA)"
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        name = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or platform.machine()
+    return f"{name}, {os.cpu_count()} cores (CPU)"
+
+
+# -- training ----------------------------------------------------------------------------------------
+
+
+def _validation(config: ExtractorTrainingConfig, progress: bool) -> ExtractorEvaluator | None:
+    """The validator of a run: a sample of whole validation documents, scored as evaluate-extractor does."""
+    if not config.val_split:
+        return None
+    examples = read_examples(config.val_data or config.data, config.val_split)
+    examples = sample_examples([e for e in examples if e.references], config.val_limit, config.seed)
+    if not examples:
+        raise QfsumError("no validation examples with a reference summary")
+    counter = WordCounter() if config.val_tokenizer == "words" else TokenizerCounter(load_tokenizer(config.val_tokenizer))
+    return ExtractorEvaluator(examples, config.segmenter, counter, config.val_budget, config.batch_size * 2,
+                              progress=progress)
+
+
+def _arguments(config: ExtractorTrainingConfig, out: Path, validate: bool) -> Any:
+    common: dict[str, Any] = dict(
+        output_dir=str(out / CHECKPOINTS),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.lr,
+        warmup_steps=config.warmup,  # a float below 1 is a fraction of the steps
+        logging_steps=config.log_steps,
+        eval_strategy="steps" if validate else "no",
+        eval_steps=config.eval_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=1,
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to="none",
+        disable_tqdm=True,  # LossProgress replaces the Trainer's bar
+        use_cpu=default_device() == "cpu",
+        dataloader_num_workers=0,
+        **_precision(config.dtype),
+    )
+    if config.kind == "relreg":
+        return CrossEncoderTrainingArguments(**common)
+    # DPR: a query with several positives must not meet itself in a batch (a false in-batch negative).
+    sampler = BatchSamplers.NO_DUPLICATES if config.kind == "dpr" else BatchSamplers.BATCH_SAMPLER
+    return SentenceTransformerTrainingArguments(**common, prompts=column_prompts(config.kind), batch_sampler=sampler)
+
+
+def _trainer(config: ExtractorTrainingConfig, model: Any, dataset: Any, evaluator: Any, args: Any, callbacks: list) -> Any:
+    cls = CrossEncoderTrainer if config.kind == "relreg" else SentenceTransformerTrainer
+    trainer = cls(model=model, args=args, train_dataset=dataset, loss=build_loss(model, config.kind),
+                  evaluator=evaluator, callbacks=callbacks)
+    # The Trainer's own bar or, with disable_tqdm, raw log dicts: ours replace them. Removed by exact
+    # type, since remove_callback(cls) would also take our ProgressCallback subclass.
+    for callback in list(trainer.callback_handler.callbacks):
+        if type(callback) in (PrinterCallback, ProgressCallback):
+            trainer.remove_callback(callback)
+    return trainer
+
+
+def train_extractor(
+    config: ExtractorTrainingConfig, progress: bool = True, command: str | None = None, callbacks: Sequence[Any] = ()
+) -> dict[str, Any]:
+    """Train (or resume, or just report) the run `config` describes; return its run record.
+
+    A finished run in `config.out` is reported, not retrained; an unfinished one resumes from its
+    last checkpoint; a directory that holds another run is refused. `command` is shown in the
+    model card; `callbacks` are extra `transformers.TrainerCallback`s.
+    """
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise QfsumError(f"{out}: exists and is not a directory")
+    previous = _read_run(out)
+    if previous is not None and previous.get("config") != config.identity():
+        raise QfsumError(f"{out}: holds another training run (different options); pick another --out")
+    if previous is not None and previous.get("status") == "done":
+        return {**previous, "reported": True}  # finished before: nothing to do
+    if previous is None and out.is_dir() and any(out.iterdir()):
+        raise QfsumError(f"{out}: is not empty and holds no qfsum training run; pick another --out")
+    resolve(config.base)  # fail now, not after minutes of labelling, on a model that cannot be found
+    evaluator = _validation(config, progress)
+    examples = [e for e in read_examples(config.data, config.split) if e.references]
+    if not examples:
+        raise QfsumError("no training examples with a reference summary")
+    items = labelled_examples(examples, config, progress)
+    columns = training_columns(items, config)
+    out.mkdir(parents=True, exist_ok=True)
+    run = previous or {"config": config.identity(), "command": command, "status": "training", "history": [], "best": None}
+    run["sessions"] = run.get("sessions", 0) + 1
+    run["seconds_before"] = run.get("seconds", 0.0)  # time of the steps an interrupted session kept
+    run["data"] = {
+        "examples": len(examples),
+        "documents": len({id(e.document) for e in examples}),
+        "segments": sum(len(i.segments) for i in items),
+        "positives": int(sum(len(positives(i.labels, config.pairs)) for i in items)),
+        "rows": len(columns["query"]),
+        "validation_examples": len(evaluator.examples) if evaluator else 0,
+    }
+    run["machine"] = _machine()
+    _write_run(out, run)
+
+    transformers.set_seed(config.seed)  # the fresh head of the cross-encoder: same run, same start
+    model = build_model(config)
+    started = time.perf_counter()
+    bookkeeping = RunBookkeeping(run, out / BEST, lambda: _write_run(out, run),
+                                 lambda: run["seconds_before"] + time.perf_counter() - started)
+    trainer = _trainer(config, model, datasets.Dataset.from_dict(columns), evaluator,
+                       _arguments(config, out, evaluator is not None),
+                       [bookkeeping, *([LossProgress()] if progress else []), *callbacks])
+    checkpoint = _last_checkpoint(out / CHECKPOINTS)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if evaluator is not None and not any(h["step"] == trainer.state.global_step for h in run["history"]):
+        trainer.evaluate()  # the end of training is always validated (and may be the best)
+    return _finish(out, run, trainer, config, started)
+
+
+def _finish(out: Path, run: dict[str, Any], trainer: Any, config: ExtractorTrainingConfig, started: float) -> dict[str, Any]:
+    """Put the best (or, without validation, the last) model at the top of `out`; write the card."""
+    if (out / BEST).is_dir():
+        for path in (out / BEST).iterdir():
+            target = out / path.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            shutil.move(str(path), target)
+        (out / BEST).rmdir()
+    else:
+        trainer.model.save(str(out), create_model_card=False)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    run["status"] = "done"
+    run["step"] = trainer.state.global_step
+    run["seconds"] = run["seconds_before"] + time.perf_counter() - started
+    run["train_loss"] = [
+        {"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h
+    ]
+    _write_run(out, run)
+    write_model_card(out, run)
+    return run
