@@ -111,11 +111,7 @@ def load_sentence_encoder(name: str) -> Any:
     """A sentence-transformers model (bi-encoder) on the CPU, or the GPU when there is one."""
     from sentence_transformers import SentenceTransformer
 
-    ref = resolve(name)
-    try:
-        return SentenceTransformer(ref.location, device=default_device())
-    except (OSError, ValueError) as err:
-        raise _load_error(ref, err) from None
+    return _load_sentence_transformers(SentenceTransformer, name)
 
 
 @functools.cache
@@ -123,9 +119,13 @@ def load_cross_encoder(name: str) -> Any:
     """A sentence-transformers CrossEncoder (one relevance score per pair), like `load_sentence_encoder`."""
     from sentence_transformers import CrossEncoder
 
+    return _load_sentence_transformers(CrossEncoder, name)
+
+
+def _load_sentence_transformers(model_class: Any, name: str) -> Any:
     ref = resolve(name)
     try:
-        return CrossEncoder(ref.location, device=default_device())
+        return model_class(ref.location, device=default_device())
     except (OSError, ValueError) as err:
         raise _load_error(ref, err) from None
 
