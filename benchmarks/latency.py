@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from datetime import date
-from pathlib import Path
 
 from qfsum import Pipeline
 from qfsum.pipeline import load_config

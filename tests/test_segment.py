@@ -9,7 +9,6 @@ from qfsum import QfsumError
 from qfsum.document import Document, Segment
 from qfsum.readers import document_from_text, qmsum_document
 from qfsum.segment import Segmenter, SegmenterConfig, has_content, window_segments
-from qfsum.text import word_spans
 
 
 def _words(n: int) -> str:

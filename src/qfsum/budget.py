@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from .document import Segment
 from .generation.draft import Evidence
+from .text import count_words
 
 
 class TokenCounter(Protocol):
@@ -21,7 +22,7 @@ class WordCounter:
     """Whitespace-separated words."""
 
     def count(self, text: str) -> int:
-        return len(text.split())
+        return count_words(text)
 
     def truncate(self, text: str, budget: int) -> str:
         """The first `budget` words, keeping the original spacing between them."""

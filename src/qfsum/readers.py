@@ -20,7 +20,6 @@ _SPACES = re.compile(r"[ \t]+")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r]*\n")
 _LINE = re.compile(r"[^\n]+")
 _PARAGRAPH = re.compile(r"(?:[^\n]|\n(?![ \t\r]*\n))+")
-TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text", ""}
 
 
 def read_text_file(path: str | Path) -> str:
