@@ -97,11 +97,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _segmenter(segment: str):
-    """`--segment`: turn, sentence, or a window size in words (50 % overlap)."""
+    """`--segment`: turn, sentence, or windows (50 % overlap) of N words (`256`) or N tokens (`256:minilm`)."""
     from .segment import SegmenterConfig
 
-    if segment.isdigit():
-        return SegmenterConfig(kind="window", size=int(segment))
+    size, _, tokenizer = segment.partition(":")
+    if size.isdigit():
+        return SegmenterConfig(kind="window", size=int(size), tokenizer=tokenizer or None)
     return SegmenterConfig(kind=segment)
 
 
@@ -261,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_args(p)
     p.add_argument("--scorer", required=True,
                    help="lead, bm25, dense, hybrid, gold, a pipeline name/directory, or a trained extractor directory")
-    p.add_argument("--segment", default="turn", help="turn, sentence, or a window size in words (e.g. 256)")
+    p.add_argument("--segment", default="turn", help="turn, sentence, or windows of N words (256) or N tokens of a tokenizer (256:minilm)")
     p.add_argument("--budget", type=int, default=1024, help="token budget of the 'topall' selection")
     p.add_argument("--tokenizer", default="smollm2", help="tokenizer that counts the budget (a model, or 'words')")
     p.set_defaults(func=cmd_evaluate_extractor)
@@ -275,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="training split inside a QMSum folder (default train)")
     p.add_argument("--val-split", default="val", help="validation split (default val), or none")
     p.add_argument("--val-data", default=None, help="validation data if not --data")
-    p.add_argument("--segment", default="turn", help="turn, sentence, or a window size in words (e.g. 256, 512)")
+    p.add_argument("--segment", default="turn", help="turn, sentence, or windows of N words (256) or N tokens of a tokenizer (256:minilm)")
     p.add_argument("--base", default="minilm", help="starting encoder: packaged name, local directory or hub id")
     p.add_argument("--out", required=True, help="output directory; rerunning the same command resumes there")
     p.add_argument("--max-pairs", type=int, default=None, help="at most N training pairs (DPR: triples), sampled")
@@ -300,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes that build the labels (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train_extractor)
+    # Further `qfsum train WHAT` commands register here (`train.add_parser(...)`).
+
+    bench = sub.add_parser("bench", help="benchmarks that print figures (not tests)").add_subparsers(
+        dest="which", required=True)
+    # `qfsum bench WHICH` commands register here (`bench.add_parser(...)`).
+    del bench  # until the first benchmark registers
 
     p = sub.add_parser("pipelines", help="list the packaged pipelines")
     p.set_defaults(func=cmd_pipelines)

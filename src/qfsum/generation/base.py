@@ -9,7 +9,13 @@ from typing import Protocol
 from ..errors import QfsumError
 from .draft import Draft, Evidence
 
-WRITER_KINDS = ("extractive", "generative")
+# kind -> "module:factory"; the factory takes a WriterConfig. Imported lazily: a kind's heavy
+# dependencies load only when a pipeline uses it. Add a writer kind by adding a line here.
+WRITER_FACTORIES: dict[str, str] = {
+    "extractive": "qfsum.generation.extractive:build_extractive_writer",
+    "generative": "qfsum.generation.generative:GenerativeWriter",
+}
+WRITER_KINDS = tuple(WRITER_FACTORIES)
 
 
 class Writer(Protocol):
@@ -24,7 +30,7 @@ class Writer(Protocol):
 class WriterConfig:
     """Which writer to build and its knobs."""
 
-    kind: str = "extractive"  # extractive | generative (any causal or seq2seq LM)
+    kind: str = "extractive"  # a key of WRITER_FACTORIES: extractive | generative (any causal or seq2seq LM) | ...
     model: str | None = None  # generative: packaged name (smollm2), local directory or hub id
     budget: int | None = None  # extractive: summary words (default 100); generative: input tokens (1024)
     max_new_tokens: int = 200  # generative: length limit of the answer
@@ -37,18 +43,15 @@ class WriterConfig:
     def __post_init__(self) -> None:
         if self.kind not in WRITER_KINDS:
             raise QfsumError(f"unknown writer '{self.kind}' (choose from {', '.join(WRITER_KINDS)})")
-        if self.kind == "generative" and not self.model:
-            raise QfsumError("the generative writer needs a model (e.g. smollm2, a directory or a hub id)")
+        if self.kind != "extractive" and not self.model:
+            raise QfsumError(f"the {self.kind} writer needs a model (e.g. smollm2, a directory or a hub id)")
         if self.budget is not None and self.budget < 1:
             raise QfsumError(f"writer budget must be >= 1, got {self.budget}")
 
 
 def build_writer(config: WriterConfig) -> Writer:
     """Build the writer a config names."""
-    if config.kind == "extractive":
-        from .extractive import ExtractiveWriter
+    import importlib
 
-        return ExtractiveWriter(config.budget or 100)
-    from .generative import GenerativeWriter
-
-    return GenerativeWriter(config)
+    module, _, factory = WRITER_FACTORIES[config.kind].partition(":")
+    return getattr(importlib.import_module(module), factory)(config)

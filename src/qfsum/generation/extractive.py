@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..budget import WordCounter, select_under_budget
 from .draft import Draft, Evidence
+
+if TYPE_CHECKING:
+    from .base import WriterConfig
 
 
 class ExtractiveWriter:
@@ -21,3 +25,8 @@ class ExtractiveWriter:
             chosen = select_under_budget(items, self.budget, self.counter)
             drafts.append(Draft("\n".join(e.segment.text for e in chosen), chosen))
         return drafts
+
+
+def build_extractive_writer(config: "WriterConfig") -> ExtractiveWriter:
+    """The registry's factory: `budget` is in summary words (default 100)."""
+    return ExtractiveWriter(config.budget or 100)

@@ -22,7 +22,10 @@ COLUMNS = (
 
 
 def _segment_option(segmenter: dict[str, Any]) -> str:
-    return str(segmenter["size"]) if segmenter["kind"] == "window" else segmenter["kind"]
+    """The `--segment` value that rebuilds this segmenter."""
+    if segmenter["kind"] != "window":
+        return segmenter["kind"]
+    return f"{segmenter['size']}:{segmenter['tokenizer']}" if segmenter.get("tokenizer") else str(segmenter["size"])
 
 
 def _usage(config: dict[str, Any], out: Path) -> list[str]:
