@@ -133,3 +133,45 @@ def test_truncate_ranked_with_tokens_is_exact_on_ascii(byte_tokenizer):
     items = _doc_evidence([4, 4, 4])
     chosen = truncate_ranked(items, 50, counter)
     assert sum(counter.count(e.segment.text) for e in chosen) == 50
+
+
+# -- overlapping windows ---------------------------------------------------------------------------
+
+
+def _windows(doc: str, size: int, stride: int) -> list[Evidence]:
+    """Word windows of `size` words every `stride` words, with exact document offsets."""
+    from qfsum.text import word_spans
+
+    spans = word_spans(doc)
+    starts = range(0, max(len(spans) - size, 0) + 1, stride)
+    return [Evidence(Segment(i, doc[spans[s][0] : spans[min(s + size, len(spans)) - 1][1]],
+                             spans[s][0], spans[min(s + size, len(spans)) - 1][1]), 1.0)
+            for i, s in enumerate(starts)]
+
+
+DOC = " ".join(f"w{i}" for i in range(40))
+
+
+def test_overlapping_windows_pay_only_for_new_words_and_come_out_joined():
+    windows = _windows(DOC, 10, 5)  # w0-w9, w5-w14, w10-w19, ...
+    chosen = select_under_budget([windows[1], windows[2]], 15, WORDS)
+    # w5-w14 (10 words) then only w15-w19 (5 new words) fit in 15, shown as one span
+    assert len(chosen) == 1
+    assert chosen[0].segment.text == DOC[chosen[0].segment.start : chosen[0].segment.end]
+    assert chosen[0].segment.text.split() == [f"w{i}" for i in range(5, 20)]
+
+
+def test_a_window_inside_the_taken_text_costs_nothing():
+    windows = _windows(DOC, 10, 5)
+    chosen = select_under_budget([windows[0], windows[2], windows[1], windows[4]], 30, WORDS)
+    # w0-w9, w10-w19, then w5-w14 is covered (free) and bridges them; w20-w29 stands apart
+    assert [(e.segment.text.split()[0], e.segment.text.split()[-1]) for e in chosen] == [("w0", "w19"), ("w20", "w29")]
+    assert _used(chosen) == 30
+
+
+def test_cut_window_fills_the_budget_exactly_without_repeating_words():
+    windows = _windows(DOC, 10, 5)
+    chosen = truncate_ranked([windows[3], windows[2], windows[0]], 17, WORDS)
+    words = [w for e in chosen for w in e.segment.text.split()]
+    assert len(words) == len(set(words)) == 17
+    assert words[:2] == ["w0", "w1"]  # w0-w1 cut from the third window, then w10-w24 joined

@@ -58,9 +58,39 @@ class TokenizerCounter:
         return ""
 
 
-def _cut(item: Evidence, text: str) -> Evidence:
+def _piece(item: Evidence, start: int, end: int) -> Evidence:
+    """The part of `item` between document offsets `start` and `end`, with the same score."""
     seg = item.segment
-    return Evidence(Segment(seg.index, text, seg.start, seg.start + len(text), seg.speaker), item.score)
+    text = seg.text[start - seg.start : end - seg.start]
+    return Evidence(Segment(seg.index, text, start, end, seg.speaker), item.score)
+
+
+def _uncovered(item: Evidence, taken: Sequence[tuple[int, int]]) -> list[Evidence]:
+    """The parts of `item` that no taken (start, end) span covers; `taken` is sorted and disjoint."""
+    pieces, at, end = [], item.segment.start, item.segment.end
+    for a, b in taken:
+        if b <= at or a >= end:
+            continue
+        if a > at:
+            pieces.append(_piece(item, at, a))
+        at = max(at, b)
+    if at < end:
+        pieces.append(_piece(item, at, end))
+    return pieces
+
+
+def _merge_touching(chosen: list[Evidence]) -> list[Evidence]:
+    """Document order, with pieces that touch (`a.end == b.start`, e.g. overlapping windows) joined;
+    blank pieces left alone are dropped."""
+    merged: list[Evidence] = []
+    for item in sorted(chosen, key=lambda e: e.segment.start):
+        if merged and merged[-1].segment.end == item.segment.start:
+            last = merged[-1].segment
+            joined = Segment(last.index, last.text + item.segment.text, last.start, item.segment.end, last.speaker)
+            merged[-1] = Evidence(joined, max(merged[-1].score, item.score))
+        else:
+            merged.append(item)
+    return [e for e in merged if e.segment.text.strip()]
 
 
 def select_under_budget(
@@ -72,19 +102,26 @@ def select_under_budget(
     "ranked, then truncated" selection); without it, it is left out, except when nothing was
     taken yet: then the best segment is cut, so a writer never gets empty evidence. Segments
     scored -inf are excluded.
+
+    Overlapping segments (windows with a stride) cost only their text not taken yet, and
+    the pieces that touch come out joined into one span, so no text is paid for or shown twice.
     """
     chosen: list[Evidence] = []
+    taken: list[tuple[int, int]] = []
     used = 0
     for item in ranked:
         if item.score == float("-inf") or used >= budget:
             break
-        size = counter.count(item.segment.text)
-        if used + size > budget:
-            if cut_last or not chosen:
-                text = counter.truncate(item.segment.text, budget - used)
-                if text:
-                    chosen.append(_cut(item, text))
-            break
-        chosen.append(item)
-        used += size
-    return sorted(chosen, key=lambda e: e.segment.start)
+        for piece in _uncovered(item, taken):
+            # a blank piece (the space between two taken windows) is free: it only joins them
+            size = counter.count(piece.segment.text) if piece.segment.text.strip() else 0
+            if used + size > budget:
+                if cut_last or not chosen:
+                    text = counter.truncate(piece.segment.text, budget - used)
+                    if text:
+                        chosen.append(_piece(piece, piece.segment.start, piece.segment.start + len(text)))
+                return _merge_touching(chosen)
+            chosen.append(piece)
+            used += size
+            taken = sorted(taken + [(piece.segment.start, piece.segment.end)])
+    return _merge_touching(chosen)
