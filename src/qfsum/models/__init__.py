@@ -1,0 +1,1 @@
+"""Model architectures that qfsum defines itself (the others come from Hugging Face transformers)."""

@@ -1,0 +1,173 @@
+"""Diagonal state-space kernels and the bidirectional SSM convolution (BiSSM) of LOCOST.
+
+One direction of the SSM, per channel h, has N complex eigenvalues
+`lambda[h, n] = exp(dt[h] * (lambda_re[h, n] + i * lambda_im[h, n]))`, input and output vectors
+`b, c` of shape (N, H), and its convolution kernel is
+
+    k[h, l] = Re(sum_n c[n, h] * lambda[h, n]**l * b[n, h])            (closed form)
+
+BiSSM adds a causal kernel (lags 0..L-1) and an anti-causal one with its own parameters (lags -1..-(L-1),
+so the present token is seen once, through the causal kernel), plus a skip term `d * u`. Both kernels are
+applied in one zero-padded FFT convolution: O(L log L) per channel.
+
+The fast path (`SSMKernel.forward`, `bissm_fft`) and the reference path (`ssm_kernel_closed_form`,
+`bissm_recurrence`: the explicit recurrence x[t] = lambda * x[t-1] + b * u[t], y[t] = Re(c . x[t]))
+compute the same thing; tests hold them equal.
+
+Callers may process a slice of the channels at a time (`channels=`): every operation here is independent
+per channel, so memory at long inputs is bounded by the chunk, not by H.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from transformers import initialization as init
+
+ALL = slice(None)
+
+
+def fft_size(minimum: int) -> int:
+    """The smallest 5-smooth integer (2^a 3^b 5^c) >= `minimum`: a size pocketfft transforms fast."""
+    best = 1 << max(minimum - 1, 0).bit_length()  # the power of two always qualifies
+    power5 = 1
+    while power5 < best:
+        power3 = power5
+        while power3 < best:
+            size = power3
+            while size < minimum:
+                size *= 2
+            best = min(best, size)
+            power3 *= 3
+        power5 *= 5
+    return best
+
+
+class SSMKernel(nn.Module):
+    """The parameters of one SSM direction and its length-L kernel, computed in O(N L H).
+
+    Parameters (H channels, N states): `log_dt` (H,) with dt = exp(log_dt) ~ U[0, 1];
+    `log_neg_re` (H, N) with lambda_re = -exp(log_neg_re) = -1/2 at init (kept negative so |lambda| < 1);
+    `lambda_im` (H, N) = pi * n at init; `b`, `c` (N, H, 2): complex N(0, 1) as (real, imaginary) pairs
+    (safetensors stores no complex tensors).
+    """
+
+    def __init__(self, channels: int, state_size: int) -> None:
+        super().__init__()
+        self.channels, self.state_size = channels, state_size
+        self.log_dt = nn.Parameter(torch.empty(channels))
+        self.log_neg_re = nn.Parameter(torch.empty(channels, state_size))
+        self.lambda_im = nn.Parameter(torch.empty(channels, state_size))
+        self.b = nn.Parameter(torch.empty(state_size, channels, 2))
+        self.c = nn.Parameter(torch.empty(state_size, channels, 2))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """LOCOST's initialisation (skipped by `transformers.initialization` for loaded weights)."""
+        dt = torch.rand(self.channels, dtype=self.log_dt.dtype).clamp_min(1e-4)  # U[0, 1]; log(0) is -inf
+        init.copy_(self.log_dt, dt.log())
+        init.constant_(self.log_neg_re, math.log(0.5))
+        init.copy_(self.lambda_im, math.pi * torch.arange(self.state_size, dtype=self.lambda_im.dtype).expand_as(self.lambda_im))
+        init.normal_(self.b, std=math.sqrt(0.5))  # complex N(0, 1): variance 1/2 per part
+        init.normal_(self.c, std=math.sqrt(0.5))
+
+    def log_lambda(self, channels: slice = ALL) -> torch.Tensor:
+        """log(lambda) = dt * (lambda_re + i lambda_im) for the chosen channels: (h, N) complex."""
+        dt = self.log_dt[channels].exp()[:, None]
+        return torch.complex(-self.log_neg_re[channels].exp() * dt, self.lambda_im[channels] * dt)
+
+    def weights(self, channels: slice = ALL) -> tuple[torch.Tensor, torch.Tensor]:
+        """b and c of the chosen channels, each (h, N) complex."""
+        b = torch.view_as_complex(self.b[:, channels].contiguous()).T
+        c = torch.view_as_complex(self.c[:, channels].contiguous()).T
+        return b, c
+
+    def forward(self, length: int, channels: slice = ALL) -> torch.Tensor:
+        """The kernel k[h, l] for l < length: (h, length) real.
+
+        Block Vandermonde in log space: with l = j*T + t (T ~ sqrt(L)),
+        lambda^l = lambda^(jT) * lambda^t, so k[h, jT + t] = Re(sum_n (c b lambda^(jT))[h, j, n] * lambda^t[h, n, t]):
+        exponentials of only O(N sqrt(L)) terms per channel and one batched complex matmul of O(N L) per
+        channel, instead of L exponentials of every state.
+        """
+        log_lam = self.log_lambda(channels)  # (h, N)
+        b, c = self.weights(channels)
+        block = max(1, math.isqrt(length - 1) + 1)  # T >= sqrt(L)
+        blocks = -(-length // block)  # J
+        real = self.log_dt.dtype
+        t = torch.arange(block, dtype=real, device=log_lam.device)
+        starts = torch.arange(blocks, dtype=real, device=log_lam.device) * block
+        inner = torch.exp(log_lam[:, :, None] * t)  # (h, N, T)
+        outer = (c * b)[:, None, :] * torch.exp(log_lam[:, None, :] * starts[:, None])  # (h, J, N)
+        return torch.matmul(outer, inner).real.reshape(log_lam.shape[0], blocks * block)[:, :length]
+
+
+def ssm_kernel_closed_form(kernel: SSMKernel, length: int) -> torch.Tensor:
+    """Reference: k[h, l] = Re(sum_n c[n, h] lambda[h, n]^l b[n, h]) with every power materialised: (H, L)."""
+    b, c = kernel.weights()
+    powers = torch.exp(kernel.log_lambda()[:, :, None] * torch.arange(length, dtype=kernel.log_dt.dtype))  # (H, N, L)
+    return ((c * b)[:, :, None] * powers).sum(1).real
+
+
+class BiSSM(nn.Module):
+    """Bidirectional SSM: causal kernel + anti-causal kernel (own parameters) + skip, by FFT convolution."""
+
+    def __init__(self, channels: int, state_size: int) -> None:
+        super().__init__()
+        self.causal = SSMKernel(channels, state_size)
+        self.anticausal = SSMKernel(channels, state_size)
+        self.d = nn.Parameter(torch.empty(channels))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """The skip term starts at N(0, 1), as in S4."""
+        init.normal_(self.d)
+
+    def forward(self, u: torch.Tensor, channels: slice = ALL) -> torch.Tensor:
+        """u: (B, L, h) for the chosen channels -> (B, L, h)."""
+        length = u.shape[1]
+        return bissm_fft(u, self.causal(length, channels), self.anticausal(length, channels), self.d[channels])
+
+    def reference(self, u: torch.Tensor, channels: slice = ALL) -> torch.Tensor:
+        """The same output by the explicit recurrences (O(L N H), a Python loop over time; tests only)."""
+        return bissm_recurrence(u, self.causal, self.anticausal, self.d, channels)
+
+
+def bissm_fft(u: torch.Tensor, k_causal: torch.Tensor, k_anticausal: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """y[t] = sum_{s<=t} k_causal[t-s] u[s] + sum_{s>t} k_anticausal[s-t-1] u[s] + d u[t].
+
+    u: (B, L, h); kernels: (h, L); d: (h,). One circular convolution of size n >= 2L - 1: the causal kernel
+    fills lags 0..L-1 at the start, the anti-causal one lags -1..-(L-1) at the end (index n - 1 - j), and the
+    zero padding keeps the wrap-around from mixing them.
+    """
+    length = u.shape[1]
+    n = fft_size(2 * length)
+    gap = k_causal.new_zeros(k_causal.shape[0], n - 2 * length + 1)
+    kernel = torch.cat([k_causal, gap, k_anticausal[:, : length - 1].flip(-1)], dim=-1)  # (h, n)
+    signal = torch.fft.rfft(u.transpose(1, 2), n=n)  # (B, h, n//2 + 1)
+    y = torch.fft.irfft(signal * torch.fft.rfft(kernel, n=n), n=n)[..., :length]  # (B, h, L)
+    return y.transpose(1, 2) + u * d
+
+
+def bissm_recurrence(u: torch.Tensor, causal: SSMKernel, anticausal: SSMKernel, d: torch.Tensor,
+                     channels: slice = ALL) -> torch.Tensor:
+    """Reference BiSSM: run x[t] = lambda x[t-1] + b u[t] forwards and backwards; u: (B, L, h) -> (B, L, h)."""
+    batch, length, width = u.shape
+    out = u * d[channels]
+    for kernel, times, after in ((causal, range(length), False), (anticausal, reversed(range(length)), True)):
+        lam = kernel.log_lambda(channels).exp()  # (h, N)
+        b, c = kernel.weights(channels)
+        state = torch.zeros(batch, width, kernel.state_size, dtype=lam.dtype, device=u.device)  # (B, h, N)
+        outputs = [None] * length
+        for t in times:
+            if after:  # anti-causal: only tokens strictly after t
+                outputs[t] = (state * c).sum(-1).real
+            state = lam * state + b * u[:, t, :, None]
+            if not after:
+                outputs[t] = (state * c).sum(-1).real
+        out = out + torch.stack(outputs, dim=1)
+    return out
