@@ -1,1 +1,1 @@
-"""Model architectures that qfsum defines itself (the others come from Hugging Face transformers)."""
+"""Model architectures of qfsum (importing a submodule registers it with transformers' Auto classes)."""
