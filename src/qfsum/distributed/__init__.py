@@ -1,0 +1,1 @@
+"""Batch jobs: `qfsum batch` on Ray Data (or one process), resumable and exactly once."""

@@ -1,0 +1,227 @@
+"""Micro-batching: concurrent requests share one pipeline call.
+
+Each (document, query) pair waits in a bounded queue. A single collector takes the first pair,
+waits up to `max_wait_s` for more (or until `max_batch_size`), and runs the batch in one worker
+thread, so the model is never called concurrently. While a batch runs, new pairs queue up and form
+the next batch: under load, batches fill without waiting. A pair whose deadline passes while
+queued is dropped before it costs a model call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..document import Document
+from ..errors import QfsumError
+from ..pipeline import Summary
+from .metrics import Metrics
+
+Pair = tuple[Document, str]
+RunBatch = Callable[[Sequence[Pair]], list[Summary]]
+
+
+class QueueFull(Exception):
+    """The queue cannot take the request; retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the server is busy; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(Exception):
+    """The request was not answered within its deadline."""
+
+
+@dataclass
+class Result:
+    """One answered pair: the summary, the size of the batch it ran in, and its time in the queue."""
+
+    summary: Summary
+    batch_size: int
+    queue_ms: float
+
+
+@dataclass
+class _Item:
+    pair: Pair
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class MicroBatcher:
+    """Gathers pairs into batches of at most `max_batch_size`, waiting at most `max_wait_s`.
+
+    `max_queue` bounds the pairs waiting (not yet in a batch); a request that does not fit is
+    refused whole with `QueueFull`. Use inside a running event loop: `start()`, `submit()`, `stop()`.
+    """
+
+    def __init__(self, run_batch: RunBatch, max_batch_size: int = 16, max_wait_s: float = 0.01,
+                 max_queue: int = 256, metrics: Metrics | None = None) -> None:
+        if max_batch_size < 1 or max_queue < 1 or max_wait_s < 0:
+            raise QfsumError("max batch size and queue size must be >= 1, max wait >= 0")
+        self.run_batch = run_batch
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self.metrics = metrics
+        self._pending: deque[_Item] = deque()
+        self._arrived = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qfsum-batch")
+        self._task: asyncio.Task | None = None
+        self._batch_seconds = 1.0  # running mean of one batch's time, for Retry-After
+
+    @property
+    def queue_depth(self) -> int:
+        """Pairs waiting for a batch."""
+        return len(self._pending)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._collect(), name="qfsum-batcher")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for item in self._pending:
+            item.future.cancel()
+        self._pending.clear()
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, pairs: Sequence[Pair], timeout_s: float) -> list[Result]:
+        """Answer the pairs (in order) within `timeout_s`, or raise QueueFull / DeadlineExceeded.
+
+        Raises QfsumError if the pipeline rejects one of the pairs (e.g. a query too long).
+        """
+        if len(self._pending) + len(pairs) > self.max_queue:
+            raise QueueFull(self.retry_after())
+        loop = asyncio.get_running_loop()
+        items = [_Item(pair, loop.create_future()) for pair in pairs]
+        self._pending.extend(items)
+        self._set_depth()
+        self._arrived.set()
+        try:
+            return await asyncio.wait_for(asyncio.gather(*(i.future for i in items)), timeout_s)
+        except TimeoutError:
+            raise DeadlineExceeded(f"not answered within {timeout_s:g} s") from None
+        finally:
+            # on timeout or error the futures are cancelled: the collector skips them if still queued
+            for item in items:
+                item.future.cancel()
+
+    def retry_after(self) -> int:
+        """Seconds until the queue has likely drained enough for a new request (at least 1)."""
+        batches = math.ceil(len(self._pending) / self.max_batch_size)
+        return max(1, math.ceil(batches * self._batch_seconds))
+
+    def _set_depth(self) -> None:
+        if self.metrics:
+            self.metrics.queue_depth.set(len(self._pending))
+
+    async def _collect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._pending:
+                self._arrived.clear()
+                await self._arrived.wait()
+            # wait for company: until the batch is full or the first pair has waited max_wait_s
+            deadline = self._pending[0].enqueued + self.max_wait_s
+            while len(self._pending) < self.max_batch_size and (left := deadline - time.perf_counter()) > 0:
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), left)
+                except TimeoutError:
+                    break
+            batch: list[_Item] = []
+            while self._pending and len(batch) < self.max_batch_size:
+                item = self._pending.popleft()
+                if not item.future.done():  # skip pairs whose request timed out or failed
+                    batch.append(item)
+            self._set_depth()
+            if batch:
+                await self._run(loop, batch)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+        started = time.perf_counter()
+        try:
+            summaries = await loop.run_in_executor(self._executor, self.run_batch, [i.pair for i in batch])
+        except QfsumError as err:
+            if len(batch) == 1:
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(err)
+                return
+            # one bad pair must not fail its batch-mates: answer them one by one
+            for item in batch:
+                if not item.future.done():
+                    await self._run(loop, [item])
+            return
+        except Exception as err:  # a bug: every request of the batch gets a 500, the server lives on
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(err)
+            return
+        seconds = time.perf_counter() - started
+        self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
+        if self.metrics:
+            self.metrics.batch_size.observe(len(batch))
+        for item, summary in zip(batch, summaries, strict=True):
+            if not item.future.done():
+                item.future.set_result(Result(summary, len(batch), (started - item.enqueued) * 1e3))
+
+
+
+class NaiveRunner:
+    """The baseline the benchmark compares with: one pipeline call per request, one at a time.
+
+    No batching across requests, no queue bound and no deadline: what a server that simply calls
+    `Pipeline.summarize_many` in its handler does (serialized, as the models are not thread-safe).
+    """
+
+    def __init__(self, run_batch: RunBatch, metrics: Metrics | None = None) -> None:
+        self.run_batch = run_batch
+        self.metrics = metrics
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qfsum-naive")
+        self._waiting = 0
+
+    @property
+    def queue_depth(self) -> int:
+        return self._waiting
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, pairs: Sequence[Pair], timeout_s: float) -> list[Result]:
+        loop = asyncio.get_running_loop()
+        enqueued = time.perf_counter()
+        self._waiting += len(pairs)
+        self._set_depth()
+        started = enqueued
+
+        def call() -> list[Summary]:
+            nonlocal started
+            started = time.perf_counter()
+            return self.run_batch(pairs)
+
+        try:
+            summaries = await loop.run_in_executor(self._executor, call)  # the executor's queue serializes
+        finally:
+            self._waiting -= len(pairs)
+            self._set_depth()
+        if self.metrics:
+            self.metrics.batch_size.observe(len(pairs))
+        return [Result(s, len(pairs), (started - enqueued) * 1e3) for s in summaries]
+
+    def _set_depth(self) -> None:
+        if self.metrics:
+            self.metrics.queue_depth.set(self._waiting)

@@ -1,0 +1,254 @@
+"""`qfsum bench serve`: load on loopback, micro-batched server versus a naive one, same run.
+
+For each pipeline, server mode (naive, batched) and client count, a fresh `qfsum serve` process
+starts (so no backlog leaks between points), takes one warm-up request, then N closed-loop clients
+send requests for `--duration` seconds (or until `--requests` were sent). Requests still open when
+the time is up get as long again to finish; the rest are cancelled and counted as unfinished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import itertools
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import QfsumError
+
+MEETING_QUERIES = [
+    "What did the meeting decide about the budget?",
+    "When will the reading room close?",
+    "What will replace the reading room while it is closed?",
+    "What did the group say about the children's section?",
+    "Who will place the order, and when?",
+    "Summarize the whole meeting.",
+    "What risks were raised about the schedule?",
+    "What did the survey find?",
+]
+START_TIMEOUT_S = 600  # the default pipeline loads two models on a busy CPU
+
+
+@dataclass
+class Point:
+    """One measurement: a pipeline, a server mode, a client count."""
+
+    pipeline: str
+    mode: str
+    clients: int
+    sent: int = 0
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # status code (or exception name) -> count
+    unfinished: int = 0
+    seconds: float = 0.0
+    throughput: float = 0.0  # answered requests per second
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    p99_ms: float = 0.0
+    mean_batch: float = 0.0
+
+
+def payloads(data: str) -> list[dict]:
+    """Request bodies: a text file with the meeting questions above, or QMSum / JSONL examples."""
+    path = Path(data)
+    if path.suffix.lower() in (".txt", ".md"):
+        from ..readers import read_text_file
+
+        text = read_text_file(path)
+        return [{"document": text, "queries": [q]} for q in MEETING_QUERIES]
+    from ..distributed.cli import qmsum_requests
+
+    return [{"segments": r["segments"], "queries": [r["query"]]} for r in qmsum_requests(data, None, 64)]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+async def _load(url: str, bodies: list[dict], clients: int, duration: float, limit: int, point: Point) -> None:
+    import httpx
+
+    latencies: list[float] = []
+    sent = itertools.count()
+    stop_at = time.perf_counter() + duration
+    errors = point.errors
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while time.perf_counter() < stop_at:
+            n = next(sent)
+            if n >= limit:
+                return
+            point.sent += 1
+            started = time.perf_counter()
+            try:
+                response = await http.post(f"{url}/v1/summarize", json=bodies[n % len(bodies)])
+                status = str(response.status_code)
+            except httpx.HTTPError as err:
+                status = type(err).__name__
+            if status == "200":
+                point.ok += 1
+                latencies.append((time.perf_counter() - started) * 1e3)
+            else:
+                errors[status] = errors.get(status, 0) + 1
+                if status == "429":  # honour the server's back-off, as a real client would
+                    await asyncio.sleep(float(response.headers.get("Retry-After", 1)))
+
+    began = time.perf_counter()
+    timeout = httpx.Timeout(duration * 2 + 120)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+        tasks = [asyncio.create_task(client(http)) for _ in range(clients)]
+        _, late = await asyncio.wait(tasks, timeout=duration * 2)  # open requests get `duration` more
+        for task in late:
+            task.cancel()
+        point.unfinished = len(late)
+    point.seconds = time.perf_counter() - began
+    point.throughput = point.ok / point.seconds
+    point.p50_ms, point.p95_ms, point.p99_ms = (_percentile(latencies, q) for q in (50, 95, 99))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """A `qfsum serve` child process on a free loopback port."""
+
+    def __init__(self, pipeline: str, naive: bool, server_args: list[str], log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "qfsum.cli", "serve", "--pipeline", pipeline, "--port", str(self.port),
+                   "--log-level", "warning", *server_args] + (["--naive"] if naive else [])
+        self.log = log.open("a")
+        env = {k: v for k, v in os.environ.items() if k != "QFSUM_API_KEY"}
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def wait_ready(self) -> None:
+        import httpx
+
+        give_up = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < give_up:
+            if self.process.poll() is not None:
+                raise QfsumError(f"the server exited with code {self.process.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise QfsumError(f"the server did not start within {START_TIMEOUT_S} s; see {self.log.name}")
+
+    def batch_sizes(self) -> tuple[float, float]:
+        """(sum, count) of the batch-size histogram so far."""
+        import httpx
+
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        found = {m.group(1): float(m.group(2)) for m in re.finditer(r"^qfsum_batch_size_(sum|count) (\S+)$", text, re.M)}
+        return found.get("sum", 0.0), found.get("count", 0.0)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def measure(pipeline: str, mode: str, clients: int, args: argparse.Namespace, bodies: list[dict], out: Path) -> Point:
+    """Start a fresh server, warm it up, load it, read its batch sizes, stop it."""
+    import httpx
+
+    server_args = ["--max-batch-size", str(args.max_batch_size), "--deadline", str(args.deadline),
+                   "--max-queue", str(args.max_queue)]
+    server = ServerProcess(pipeline, mode == "naive", server_args, out / f"server-{Path(pipeline).name}-{mode}.log")
+    try:
+        server.wait_ready()
+        httpx.post(f"{server.url}/v1/summarize", json=bodies[0], timeout=START_TIMEOUT_S).raise_for_status()
+        before = server.batch_sizes()
+        point = Point(pipeline, mode, clients)
+        asyncio.run(_load(server.url, bodies, clients, args.duration, args.requests, point))
+        after = server.batch_sizes()
+        calls = after[1] - before[1]
+        point.mean_batch = (after[0] - before[0]) / calls if calls else 0.0
+        return point
+    finally:
+        server.stop()
+
+
+def _table(points: list[Point]) -> str:
+    rows = ["| pipeline | server | clients | answered | req/s | p50 ms | p95 ms | p99 ms | errors | unfinished | mean batch |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+    for p in points:
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(p.errors.items())) or "0"
+        rows.append(f"| {p.pipeline} | {p.mode} | {p.clients} | {p.ok} | {p.throughput:.2f} | {p.p50_ms:.0f} | "
+                    f"{p.p95_ms:.0f} | {p.p99_ms:.0f} | {errors} | {p.unfinished} | {p.mean_batch:.1f} |")
+    return "\n".join(rows)
+
+
+def _speedups(points: list[Point]) -> list[str]:
+    lines = []
+    for (pipeline, clients), group in itertools.groupby(points, key=lambda p: (p.pipeline, p.clients)):
+        by_mode = {p.mode: p for p in group}
+        if {"naive", "batched"} <= by_mode.keys() and by_mode["naive"].throughput > 0:
+            ratio = by_mode["batched"].throughput / by_mode["naive"].throughput
+            lines.append(f"{pipeline}, {clients} clients: batched/naive throughput {ratio:.2f}x")
+    return lines
+
+
+def bench_serve(args: argparse.Namespace) -> None:
+    """`qfsum bench serve`: the body of the command."""
+    clients = [int(c) for c in str(args.clients).split(",") if c.strip()]
+    pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
+    if not clients or min(clients) < 1 or args.duration <= 0 or args.requests < 1:
+        raise QfsumError("--clients must list counts >= 1; --duration and --requests must be positive")
+    bodies = payloads(args.data)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    points = []
+    for pipeline in pipelines:
+        for n in clients:
+            for mode in ("naive", "batched"):
+                point = measure(pipeline, mode, n, args, bodies, out)
+                print(f"{pipeline:<12} {mode:<8} {n:>3} clients: {point.throughput:7.2f} req/s  "
+                      f"p99 {point.p99_ms:8.0f} ms  errors {sum(point.errors.values())}  batch {point.mean_batch:.1f}",
+                      file=sys.stderr, flush=True)
+                points.append(point)
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"
+    header = (f"`qfsum bench serve` on {dt.date.today().isoformat()} ({machine}); data {args.data}; "
+              f"{args.duration:g} s or {args.requests} requests per point; max batch {args.max_batch_size}, "
+              f"deadline {args.deadline:g} s")
+    report = "\n".join([header, "", _table(points), "", *_speedups(points)]) + "\n"
+    (out / "results.md").write_text(report)
+    (out / "results.json").write_text(json.dumps({"header": header, "points": [asdict(p) for p in points]}, indent=2))
+    print(report)
+    print(f"wrote {out}/results.md and {out}/results.json")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of `qfsum bench serve`."""
+    p.add_argument("--pipelines", default="extractive,default", help="comma-separated (default extractive,default)")
+    p.add_argument("--clients", default="1,8,64", help="concurrent clients per point, comma-separated (default 1,8,64)")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of load per point (default 60)")
+    p.add_argument("--requests", type=int, default=5000, help="at most this many requests per point (default 5000)")
+    p.add_argument("--data", default="examples/meeting.txt",
+                   help="a .txt/.md document (asked the built-in meeting questions), or QMSum / JSONL examples")
+    p.add_argument("--max-batch-size", type=int, default=16, help="the batched server's --max-batch-size")
+    p.add_argument("--max-queue", type=int, default=256, help="the batched server's --max-queue")
+    p.add_argument("--deadline", type=float, default=60.0, help="both servers' --deadline in seconds")
+    p.add_argument("--out", default="runs/bench-serve", help="folder for results.md, results.json and server logs")

@@ -1,0 +1,164 @@
+"""Request and response bodies of the HTTP API (pydantic models; they define the OpenAPI schema)."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..document import Document
+from ..readers import document_from_text, jsonl_document, qmsum_document, qmsum_examples
+
+MAX_QUERIES = 16  # per request: more queries belong in a batch job
+MAX_QUERY_CHARS = 2000
+
+DocumentFormat = Literal["text", "markdown", "jsonl", "qmsum"]
+
+
+class SegmentIn(BaseModel):
+    """One natural unit of a document (a speaker turn, a paragraph)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, description="the unit's text")
+    speaker: str | None = Field(default=None, description="who said it, shown as 'Speaker: text'")
+
+
+class DocumentIn(BaseModel):
+    """A document, given as text (in one of the reader formats) or as a list of segments."""
+
+    model_config = ConfigDict(extra="forbid")
+    document: str | None = Field(
+        default=None, min_length=1,
+        description="the document: plain text or Markdown, one JSONL record, or a QMSum meeting as JSON (see `format`)",
+    )
+    segments: list[str | SegmentIn] | None = Field(
+        default=None, min_length=1, description="the document as its units, instead of `document`"
+    )
+    format: DocumentFormat = Field(default="text", description="how to read `document`")
+    id: str = Field(default="document", max_length=200, description="a name for the document, echoed back")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DocumentIn":
+        if (self.document is None) == (self.segments is None):
+            raise ValueError("give exactly one of 'document' (a string) or 'segments' (a list)")
+        if self.segments is not None and self.format != "text":
+            raise ValueError("'format' applies to 'document' only; leave it out with 'segments'")
+        return self
+
+    def to_document(self) -> Document:
+        """Read the document with the same readers the CLI uses (raises QfsumError on bad content)."""
+        if self.segments is not None:
+            units = [s if isinstance(s, str) else s.model_dump() for s in self.segments]
+            return jsonl_document({"id": self.id, "segments": units}, self.id)
+        assert self.document is not None  # the validator guarantees one source
+        if self.format in ("text", "markdown"):
+            return document_from_text(self.document, self.id)
+        record = _json_object(self.document, self.format)
+        if self.format == "qmsum":
+            return qmsum_document(record, self.id)
+        return jsonl_document({**record, "id": self.id}, self.id)
+
+    def carried_queries(self) -> list[str]:
+        """Questions the input itself carries: a QMSum meeting's queries, a JSONL record's query."""
+        if self.document is None or self.format not in ("jsonl", "qmsum"):
+            return []
+        record = _json_object(self.document, self.format)
+        if self.format == "qmsum":
+            return [e.query for e in qmsum_examples(record, self.id)]
+        query = record.get("query")
+        return [query.strip()] if isinstance(query, str) and query.strip() else []
+
+
+def _json_object(text: str, format: str) -> dict:
+    from ..errors import QfsumError
+
+    # a JSONL upload: its first non-empty line is the record
+    if format == "jsonl":
+        text = next((line for line in text.split("\n") if line.strip()), "")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise QfsumError(f"document: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    if not isinstance(value, dict):
+        raise QfsumError(f"document: a {format} document must be a JSON object")
+    return value
+
+
+class Options(BaseModel):
+    """Per-request options."""
+
+    model_config = ConfigDict(extra="forbid")
+    timeout_s: float | None = Field(
+        default=None, gt=0, description="answer 504 if not done within this many seconds (capped by the server's deadline)"
+    )
+    include_document: bool = Field(default=False, description="echo the document text the evidence offsets refer to")
+
+
+class SummarizeRequest(DocumentIn):
+    """`POST /v1/summarize`: a document and one or more questions about it."""
+
+    queries: list[str] = Field(min_length=1, max_length=MAX_QUERIES, description="the questions")
+    options: Options = Field(default_factory=Options)
+
+    @model_validator(mode="after")
+    def _queries_not_blank(self) -> "SummarizeRequest":
+        for i, query in enumerate(self.queries):
+            if not query.strip():
+                raise ValueError(f"queries[{i}] is empty")
+            if len(query) > MAX_QUERY_CHARS:
+                raise ValueError(f"queries[{i}] is {len(query)} characters, over the {MAX_QUERY_CHARS} limit")
+        return self
+
+
+class EvidenceOut(BaseModel):
+    """A segment the answer was written from; `document[start:end]` is its span."""
+
+    segment: int = Field(description="index of the segment in the document")
+    score: float = Field(description="relevance score (scorer-specific scale; higher is more relevant)")
+    start: int = Field(description="character offset of the span in the document text (inclusive)")
+    end: int = Field(description="character offset (exclusive)")
+    text: str
+
+
+class Answer(BaseModel):
+    """The answer to one query."""
+
+    query: str
+    summary: str
+    evidence: list[EvidenceOut] = Field(description="in document order")
+    timings: dict[str, float] = Field(description="milliseconds per stage, plus queue_ms (waiting for a batch)")
+    batch_size: int = Field(description="how many queries shared the model call that answered this one")
+
+
+class SummarizeResponse(BaseModel):
+    id: str
+    answers: list[Answer]
+    document: str | None = Field(default=None, description="the document text (options.include_document)")
+
+
+class SegmentOut(BaseModel):
+    index: int
+    start: int
+    end: int
+    speaker: str | None = None
+
+
+class DocumentResponse(BaseModel):
+    """`POST /v1/document`: how the server reads a document (text, units, carried queries)."""
+
+    id: str
+    text: str
+    segments: list[SegmentOut]
+    queries: list[str]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    pipeline: str
+    mode: Literal["batched", "naive"]
+    auth: bool = Field(description="whether /v1 needs a bearer token")
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="one line saying what is wrong")
