@@ -306,7 +306,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks that print figures (not tests)").add_subparsers(
         dest="which", required=True)
     # `qfsum bench WHICH` commands register here (`bench.add_parser(...)`).
-    del bench  # until the first benchmark registers
+    from .distributed import cli as batch_cli
+    from .serving import bench as serve_bench
+    from .serving import cli as serve_cli
+
+    p = bench.add_parser("serve", help="HTTP load on loopback: micro-batched vs naive server, 1/8/64 clients")
+    serve_bench.add_arguments(p)
+    p.set_defaults(func=serve_bench.bench_serve)
+    p = bench.add_parser("batch", help="batch-job throughput: one process vs local Ray, on QMSum requests")
+    batch_cli.add_bench_arguments(p)
+    p.set_defaults(func=batch_cli.bench_batch)
+
+    p = sub.add_parser("serve", help="HTTP API and web page (micro-batched; loopback by default)")
+    serve_cli.add_arguments(p)
+    p.set_defaults(func=serve_cli.serve)
+    p = sub.add_parser("batch", help="summarize a JSONL file of requests on Ray (resumable, exactly once)")
+    batch_cli.add_arguments(p)
+    p.set_defaults(func=batch_cli.batch)
 
     p = sub.add_parser("pipelines", help="list the packaged pipelines")
     p.set_defaults(func=cmd_pipelines)
