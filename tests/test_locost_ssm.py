@@ -104,3 +104,15 @@ def test_bissm_fft_with_delta_kernels_shifts_the_input():
 @pytest.mark.parametrize("minimum,expected", [(1, 1), (7, 8), (11, 12), (13, 15), (97, 100), (1025, 1080)])
 def test_fft_size_is_the_next_5_smooth_number(minimum, expected):
     assert fft_size(minimum) == expected
+
+
+def test_kernel_past_its_support_is_zero_and_still_matches_the_closed_form():
+    torch.manual_seed(2)
+    kernel = SSMKernel(channels=3, state_size=5).double()
+    with torch.no_grad():
+        kernel.log_dt.fill_(0.0)  # dt = 1: |lambda| = exp(-1/2), below eps^2 (float64) after ~145 steps
+    support = kernel.support(400)
+    assert 100 < support < 200
+    fast = kernel(400)
+    assert torch.all(fast[:, support:] == 0)
+    torch.testing.assert_close(fast, ssm_kernel_closed_form(kernel, 400), rtol=0, atol=1e-12)

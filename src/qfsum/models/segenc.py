@@ -211,8 +211,11 @@ class SegEncForConditionalGeneration(PreTrainedModel, GenerationMixin):
     _supports_sdpa = True
 
     def __init__(self, config: SegEncConfig, backbone: PreTrainedModel | None = None) -> None:
+        # The backbone keeps the attention kernel it was built with (initializing the wrapper clears it).
+        kernel = backbone.config._attn_implementation if backbone is not None else None
         super().__init__(config)
         self.backbone = backbone if backbone is not None else AutoModelForSeq2SeqLM.from_config(config.backbone)
+        self.config.backbone._attn_implementation = kernel or self.backbone.config._attn_implementation or "sdpa"
         self.backbone.config = self.config.backbone  # one config object: edits reach the backbone
         self.post_init()
 
