@@ -12,10 +12,6 @@ from .metrics import Metrics
 KNOWN_ROUTES = ("/v1/summarize", "/v1/document", "/healthz", "/metrics", "/openapi.json", "/")
 
 
-class _TooLarge(Exception):
-    pass
-
-
 async def _send_json(send: Send, status: int, body: dict) -> None:
     data = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status,
@@ -40,27 +36,26 @@ class BodyLimit:
             await _send_json(send, 413, too_large)
             return
         seen = 0
-        started = False
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:  # chunked upload without (or with a false) Content-Length
-                    raise _TooLarge
+                if seen > self.max_bytes and not refused:
+                    # chunked upload without (or with a false) Content-Length: answer now and tell
+                    # the app the client left, so it stops reading (frameworks catch raised errors)
+                    refused = True
+                    await _send_json(send, 413, too_large)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not refused:  # after our 413, whatever the app answers is dropped
+                await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _send_json(send, 413, too_large)
+        await self.app(scope, counting_receive, guarded_send)
 
 
 class RecordMetrics:
