@@ -14,6 +14,9 @@ from .draft import Draft, Evidence
 WRITER_FACTORIES: dict[str, str] = {
     "extractive": "qfsum.generation.extractive:build_extractive_writer",
     "generative": "qfsum.generation.generative:GenerativeWriter",
+    "segenc": "qfsum.generation.seq2seq_writers:SegEncWriter",  # reads the whole document; scorer lead
+    "led": "qfsum.generation.seq2seq_writers:LEDWriter",  # reads the whole document; scorer lead
+    "bart": "qfsum.generation.seq2seq_writers:TruncatingWriter",  # query + document cut at the model limit
 }
 WRITER_KINDS = tuple(WRITER_FACTORIES)
 

@@ -1,0 +1,149 @@
+"""End-to-end seq2seq writers: they read the whole document, not a selection of it.
+
+- `segenc`: a SegEnc model (`qfsum.models.segenc`), windows of the query and the document;
+- `led`: a Longformer-Encoder-Decoder, `query <delimiter> document` cut at its limit (16K tokens
+  for allenai/led-*-16384), with global attention on the query;
+- `bart`: any encoder-decoder, `query <delimiter> document` cut at its limit (1024 for BART):
+  the truncating baseline.
+
+Pipelines using them score with `lead`: every segment is passed, and the writer joins them in
+document order. `seq2seq_setup` gives the trainer the same model and inputs the writer loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..assets import default_device, resolve, resolve_dtype
+from ..errors import QfsumError
+from .base import WriterConfig
+from .draft import Draft, Evidence
+from .seq2seq_inputs import InputBuilder, TruncatedInputs, document_text, input_limit
+
+ARCH_WRITERS = {"segenc": "segenc", "led": "led", "plain": "bart"}  # training architecture -> writer kind
+
+
+@dataclass
+class Seq2SeqModel:
+    """A seq2seq model, its tokenizer, and the input builder it reads with."""
+
+    model: Any
+    tokenizer: Any
+    inputs: InputBuilder
+    writer: str  # the writer kind that loads the saved model
+
+
+def load_seq2seq(arch: str, name: str, dtype: str = "float32", wrap: dict[str, Any] | None = None) -> Seq2SeqModel:
+    """Load a model for `arch` (segenc | led | plain) from a packaged name, directory or hub id.
+
+    For segenc, `name` is either a saved SegEnc model or a plain encoder-decoder, wrapped with the
+    window settings in `wrap` (segment_length, overlap, max_input); `wrap` also overrides the
+    settings of a saved SegEnc model (`max_input` only changes how much is read).
+    """
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from ..models.segenc import SegEncForConditionalGeneration, WindowInputs
+
+    if arch not in ARCH_WRITERS:
+        raise QfsumError(f"unknown architecture '{arch}' (choose from {', '.join(ARCH_WRITERS)})")
+    location = resolve(name).location
+    try:
+        config = AutoConfig.from_pretrained(location)
+        if not config.is_encoder_decoder:
+            raise QfsumError(f"model '{name}' is not an encoder-decoder ({config.model_type})")
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = AutoModelForSeq2SeqLM.from_pretrained(location, dtype=resolve_dtype(dtype))
+    except (OSError, ValueError) as err:
+        raise QfsumError(f"cannot load model '{name}': {str(err).splitlines()[0][:300]}") from None
+    is_segenc = isinstance(model, SegEncForConditionalGeneration)
+    if arch == "segenc":
+        if not is_segenc:
+            model = SegEncForConditionalGeneration.from_backbone(model, **(wrap or {}))
+        for key, value in (wrap or {}).items():
+            setattr(model.config, key, value)
+        inputs: InputBuilder = WindowInputs.for_model(model, tokenizer)
+    elif is_segenc:
+        raise QfsumError(f"model '{name}' is a SegEnc model: use the segenc architecture")
+    else:
+        if arch == "led" and config.model_type != "led":
+            raise QfsumError(f"the led architecture needs an LED model, got '{config.model_type}'")
+        inputs = TruncatedInputs(tokenizer, input_limit(model, tokenizer), global_query=arch == "led")
+    return Seq2SeqModel(model, tokenizer, inputs, ARCH_WRITERS[arch])
+
+
+@dataclass
+class GenerationSettings:
+    """Decoding knobs shared by the writers and validation during training."""
+
+    num_beams: int = 4
+    max_new_tokens: int = 256
+    no_repeat_ngram_size: int = 3
+    length_penalty: float = 1.0
+    batch_size: int = 4
+
+
+@torch.inference_mode()
+def generate_texts(
+    model: Any, tokenizer: Any, inputs: InputBuilder, pairs: Sequence[tuple[str, str]], settings: GenerationSettings,
+    progress: bool = False,
+) -> list[str]:
+    """One summary per (query, document) pair: beam search (or greedy), in batches."""
+    from tqdm.auto import tqdm
+
+    texts: list[str] = []
+    step = max(settings.batch_size, 1)
+    for i in tqdm(range(0, len(pairs), step), desc="generate", unit="batch", leave=False, disable=not progress):
+        batch = inputs.collate([inputs.encode(q, d) for q, d in pairs[i : i + step]])
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        output = model.generate(
+            **batch,
+            num_beams=settings.num_beams,
+            max_new_tokens=settings.max_new_tokens,
+            no_repeat_ngram_size=settings.no_repeat_ngram_size,
+            length_penalty=settings.length_penalty,
+            do_sample=False,
+        )
+        texts.extend(t.strip() for t in tokenizer.batch_decode(output, skip_special_tokens=True))
+    return texts
+
+
+class Seq2SeqWriter:
+    """Reads every segment, in document order, with an end-to-end seq2seq model."""
+
+    arch = "plain"
+
+    def __init__(self, config: WriterConfig) -> None:
+        self.config = config
+        loaded = load_seq2seq(self.arch, config.model, config.dtype,
+                              {"max_input": config.budget} if config.budget and self.arch == "segenc" else None)
+        self.model = loaded.model.to(default_device()).eval()
+        self.tokenizer, self.inputs = loaded.tokenizer, loaded.inputs
+        self.settings = GenerationSettings(config.num_beams, config.max_new_tokens, config.no_repeat_ngram_size,
+                                           batch_size=config.batch_size)
+
+    def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]]) -> list[Draft]:
+        documents = [document_text(r) for r in ranked]
+        texts = generate_texts(self.model, self.tokenizer, self.inputs, list(zip(queries, documents)), self.settings)
+        return [Draft(text, sorted(r, key=lambda e: e.segment.start)) for text, r in zip(texts, ranked, strict=True)]
+
+
+class SegEncWriter(Seq2SeqWriter):
+    """SegEnc: windows of the query and the document; `budget` overrides the document tokens read."""
+
+    arch = "segenc"
+
+
+class LEDWriter(Seq2SeqWriter):
+    """LED: the query and as much of the document as fits, global attention on the query."""
+
+    arch = "led"
+
+
+class TruncatingWriter(Seq2SeqWriter):
+    """The truncating baseline (BART and any encoder-decoder): query, delimiter, document cut at the limit."""
+
+    arch = "plain"
