@@ -316,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = bench.add_parser("batch", help="batch-job throughput: one process vs local Ray, on QMSum requests")
     batch_cli.add_bench_arguments(p)
     p.set_defaults(func=batch_cli.bench_batch)
+    from .bench import locost_scaling  # standard library only at import; torch loads in each measured child
+
+    p = bench.add_parser("locost-scaling", help="LOCOST vs dense-attention encoder: time and peak memory, 1K-600K tokens")
+    locost_scaling.add_arguments(p)
+    p.set_defaults(func=locost_scaling.bench)
 
     p = sub.add_parser("serve", help="HTTP API and web page (micro-batched; loopback by default)")
     serve_cli.add_arguments(p)
