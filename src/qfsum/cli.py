@@ -302,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train_extractor)
     # Further `qfsum train WHAT` commands register here (`train.add_parser(...)`).
+    from .training import seq2seq_cli
+
+    p = train.add_parser("seq2seq", help="fine-tune an end-to-end writer: SegEnc, LED or a truncating seq2seq model")
+    seq2seq_cli.add_arguments(p)
+    p.set_defaults(func=seq2seq_cli.train)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures (not tests)").add_subparsers(
         dest="which", required=True)
@@ -310,17 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
     from .serving import bench as serve_bench
     from .serving import cli as serve_cli
 
+    from .bench import segenc_scaling
+
+    p = bench.add_parser("segenc", help="SegEnc vs full attention: encoder time and peak memory at 1K-64K tokens")
+    segenc_scaling.add_arguments(p)
+    p.set_defaults(func=segenc_scaling.bench_segenc)
+    from .bench import locost_scaling  # standard library only at import; torch loads in each measured child
+
+    p = bench.add_parser("locost-scaling", help="LOCOST vs dense-attention encoder: time and peak memory, 1K-600K tokens")
+    locost_scaling.add_arguments(p)
+    p.set_defaults(func=locost_scaling.bench)
     p = bench.add_parser("serve", help="HTTP load on loopback: micro-batched vs naive server, 1/8/64 clients")
     serve_bench.add_arguments(p)
     p.set_defaults(func=serve_bench.bench_serve)
     p = bench.add_parser("batch", help="batch-job throughput: one process vs local Ray, on QMSum requests")
     batch_cli.add_bench_arguments(p)
     p.set_defaults(func=batch_cli.bench_batch)
-    from .bench import locost_scaling  # standard library only at import; torch loads in each measured child
-
-    p = bench.add_parser("locost-scaling", help="LOCOST vs dense-attention encoder: time and peak memory, 1K-600K tokens")
-    locost_scaling.add_arguments(p)
-    p.set_defaults(func=locost_scaling.bench)
 
     p = sub.add_parser("serve", help="HTTP API and web page (micro-batched; loopback by default)")
     serve_cli.add_arguments(p)
