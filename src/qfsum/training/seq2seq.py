@@ -289,7 +289,7 @@ def _arguments(config: Seq2SeqTrainingConfig, out: Path, validate: bool) -> Trai
         max_steps=config.max_steps or -1,
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
-        gradient_checkpointing=config.grad_checkpointing,
+        activation_checkpointing=config.grad_checkpointing,
         learning_rate=config.lr,
         warmup_steps=config.warmup,  # a float below 1 is a fraction of the steps
         weight_decay=config.weight_decay,
