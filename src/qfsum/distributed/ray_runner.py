@@ -74,7 +74,9 @@ def run_on_ray(pending: Sequence["Record"], store: "PartStore", bar: "tqdm", spe
     results = dataset.map_batches(SummarizeActor, fn_constructor_kwargs={"spec": spec}, batch_size=block_size,
                                   compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
                                   batch_format="numpy")
-    for block in results.iter_batches(batch_size=None, batch_format="numpy"):
+    # prefetch_batches=0: with prefetching a finished block is held back until the next one is
+    # done, and a job killed meanwhile would lose (and later recompute) it
+    for block in results.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
         lines = [str(x) for x in block["line"]]
         store.write(lines)
         bar.update(len(lines))
