@@ -162,7 +162,7 @@ def test_records_without_id_are_named_by_line(tmp_path):
         ('{"id": "a", "document": "x", "query": "q"}\n{oops\n', "in.jsonl:2: malformed JSON"),
         ('{"id": "a", "document": "x"}\n', "in.jsonl:1: needs a non-empty 'query'"),
         ('[1, 2]\n', "in.jsonl:1: expected a JSON object"),
-        ("\n\n", "no records"),
+        ("\n\n", "the file is empty"),
     ],
 )
 def test_bad_input_fails_fast_with_the_line(tmp_path, content, message):

@@ -189,3 +189,24 @@ def test_naive_runner_calls_the_pipeline_once_per_request():
 def test_bad_batcher_settings_are_refused(kwargs):
     with pytest.raises(QfsumError):
         MicroBatcher(GatedRun(), **kwargs)
+
+
+def test_a_request_that_would_wait_past_its_deadline_is_refused_at_once():
+    async def main():
+        run = GatedRun()
+        run.gate.set()
+        batcher = MicroBatcher(run, max_batch_size=2)
+        await batcher.start()
+        await batcher.submit([(DOC, "warm")], LONG)
+        batcher._batch_seconds = 10.0  # as measured on a slow model: two queries per 10 s
+        assert batcher.expected_wait(3) == 20.0
+        with pytest.raises(QueueFull) as refused:
+            await batcher.submit([(DOC, "a"), (DOC, "b"), (DOC, "c")], 15.0)
+        answers = await batcher.submit([(DOC, "d")], 15.0)  # one batch: 10 s fits in 15 s
+        await batcher.stop()
+        return run, refused.value, answers
+
+    run, refused, answers = asyncio.run(main())
+    assert refused.retry_after >= 1
+    assert all("a" not in b for b in run.batches)
+    assert answers[0].summary.text == "D"

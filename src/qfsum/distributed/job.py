@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from ..errors import QfsumError
-from ..readers import jsonl_example, read_text_file
+from ..readers import _jsonl_records, jsonl_example
 from .parts import PartStore
 
 
@@ -31,7 +31,7 @@ class BatchPipeline(Protocol):
 
 @dataclass(frozen=True)
 class Record:
-    """One input line: its id and its raw JSON text (parsed again where it is summarized)."""
+    """One input record: its id and its JSON text (parsed again where it is summarized)."""
 
     id: str
     line: str
@@ -84,24 +84,14 @@ def read_records(path: str | Path) -> list[Record]:
         raise QfsumError(f"{path}: expected a .jsonl file (one request per line)")
     records: list[Record] = []
     seen: dict[str, int] = {}
-    for lineno, line in enumerate(read_text_file(path).split("\n"), 1):
-        if not line.strip():
-            continue
+    for lineno, data in _jsonl_records(path):  # the readers' JSONL parsing and its one-line errors
         where = f"{path}:{lineno}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise QfsumError(f"{where}: malformed JSON ({err.msg})") from None
-        if not isinstance(data, dict):
-            raise QfsumError(f"{where}: expected a JSON object")
         id = str(data.get("id", f"line-{lineno}"))
         jsonl_example({**data, "id": id}, where)  # validate now: a bad line fails fast, not hours in
         if id in seen:
             raise QfsumError(f"{where}: duplicate id '{id}' (first on line {seen[id]})")
         seen[id] = lineno
-        records.append(Record(id, line))
-    if not records:
-        raise QfsumError(f"{path}: no records (the file is empty)")
+        records.append(Record(id, json.dumps(data, ensure_ascii=False)))
     return records
 
 

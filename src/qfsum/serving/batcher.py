@@ -4,7 +4,9 @@ Each (document, query) pair waits in a bounded queue. A single collector takes t
 waits up to `max_wait_s` for more (or until `max_batch_size`), and runs the batch in one worker
 thread, so the model is never called concurrently. While a batch runs, new pairs queue up and form
 the next batch: under load, batches fill without waiting. A pair whose deadline passes while
-queued is dropped before it costs a model call.
+queued is dropped before it costs a model call, and a request that would wait past its deadline
+by the measured pace of batches is refused at once (429), so load beyond capacity costs clients
+a retry instead of a timeout.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class MicroBatcher:
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qfsum-batch")
         self._task: asyncio.Task | None = None
-        self._batch_seconds = 1.0  # running mean of one batch's time, for Retry-After
+        self._batch_seconds: float | None = None  # running mean of one batch's time; None until measured
 
     @property
     def queue_depth(self) -> int:
@@ -101,7 +103,7 @@ class MicroBatcher:
 
         Raises QfsumError if the pipeline rejects one of the pairs (e.g. a query too long).
         """
-        if len(self._pending) + len(pairs) > self.max_queue:
+        if len(self._pending) + len(pairs) > self.max_queue or self.expected_wait(len(pairs)) > timeout_s:
             raise QueueFull(self.retry_after())
         loop = asyncio.get_running_loop()
         items = [_Item(pair, loop.create_future()) for pair in pairs]
@@ -117,10 +119,16 @@ class MicroBatcher:
             for item in items:
                 item.future.cancel()
 
+    def expected_wait(self, n: int) -> float:
+        """Seconds until `n` more pairs would be answered, at the measured pace (0 before any batch)."""
+        if self._batch_seconds is None:
+            return 0.0
+        return math.ceil((len(self._pending) + n) / self.max_batch_size) * self._batch_seconds
+
     def retry_after(self) -> int:
         """Seconds until the queue has likely drained enough for a new request (at least 1)."""
         batches = math.ceil(len(self._pending) / self.max_batch_size)
-        return max(1, math.ceil(batches * self._batch_seconds))
+        return max(1, math.ceil(batches * (self._batch_seconds or 1.0)))
 
     def _set_depth(self) -> None:
         if self.metrics:
@@ -169,7 +177,8 @@ class MicroBatcher:
                     item.future.set_exception(err)
             return
         seconds = time.perf_counter() - started
-        self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
+        previous = self._batch_seconds
+        self._batch_seconds = seconds if previous is None else 0.8 * previous + 0.2 * seconds
         if self.metrics:
             self.metrics.batch_size.observe(len(batch))
         for item, summary in zip(batch, summaries, strict=True):
