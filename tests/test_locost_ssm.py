@@ -116,3 +116,13 @@ def test_kernel_past_its_support_is_zero_and_still_matches_the_closed_form():
     fast = kernel(400)
     assert torch.all(fast[:, support:] == 0)
     torch.testing.assert_close(fast, ssm_kernel_closed_form(kernel, 400), rtol=0, atol=1e-12)
+
+
+def test_bfloat16_parameters_compute_in_float32_and_return_bfloat16():
+    torch.manual_seed(3)
+    model = BiSSM(4, 6)
+    u = torch.randn(1, 9, 4)
+    reference = model(u)
+    y = model.to(torch.bfloat16)(u.to(torch.bfloat16))
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), reference, atol=0.1, rtol=0.05)

@@ -307,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = train.add_parser("seq2seq", help="fine-tune an end-to-end writer: SegEnc, LED or a truncating seq2seq model")
     seq2seq_cli.add_arguments(p)
     p.set_defaults(func=seq2seq_cli.train)
+    from .training import locost as locost_training  # light at import: torch loads when the command runs
+
+    p = train.add_parser("locost", help="LOCOST: gap-sentence pre-training on any text, or query-focused fine-tuning")
+    locost_training.add_arguments(p)
+    p.set_defaults(func=locost_training.train)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures (not tests)").add_subparsers(
         dest="which", required=True)

@@ -17,6 +17,7 @@ WRITER_FACTORIES: dict[str, str] = {
     "segenc": "qfsum.generation.seq2seq_writers:SegEncWriter",  # reads the whole document; scorer lead
     "led": "qfsum.generation.seq2seq_writers:LEDWriter",  # reads the whole document; scorer lead
     "bart": "qfsum.generation.seq2seq_writers:TruncatingWriter",  # query + document cut at the model limit
+    "locost": "qfsum.generation.locost_writer:LocostWriter",  # reads the whole document (64K tokens); scorer lead
 }
 WRITER_KINDS = tuple(WRITER_FACTORIES)
 

@@ -77,13 +77,13 @@ class SSMKernel(nn.Module):
 
     def log_lambda(self, channels: slice = ALL) -> torch.Tensor:
         """log(lambda) = dt * (lambda_re + i lambda_im) for the chosen channels: (h, N) complex."""
-        dt = self.log_dt[channels].exp()[:, None]
-        return torch.complex(-self.log_neg_re[channels].exp() * dt, self.lambda_im[channels] * dt)
+        dt = _wide(self.log_dt[channels]).exp()[:, None]
+        return torch.complex(-_wide(self.log_neg_re[channels]).exp() * dt, _wide(self.lambda_im[channels]) * dt)
 
     def weights(self, channels: slice = ALL) -> tuple[torch.Tensor, torch.Tensor]:
         """b and c of the chosen channels, each (h, N) complex."""
-        b = torch.view_as_complex(self.b[:, channels].contiguous()).T
-        c = torch.view_as_complex(self.c[:, channels].contiguous()).T
+        b = torch.view_as_complex(_wide(self.b[:, channels]).contiguous()).T
+        c = torch.view_as_complex(_wide(self.c[:, channels]).contiguous()).T
         return b, c
 
     def forward(self, length: int, channels: slice = ALL) -> torch.Tensor:
@@ -101,8 +101,8 @@ class SSMKernel(nn.Module):
         support = self.support(length, channels)
         if support < length:
             return F.pad(self(support, channels), (0, length - support))
-        dt = self.log_dt[channels].exp()[:, None]
-        log_mag, angle = -self.log_neg_re[channels].exp() * dt, self.lambda_im[channels] * dt  # (h, N): log|lambda|, arg
+        dt = _wide(self.log_dt[channels]).exp()[:, None]
+        log_mag, angle = -_wide(self.log_neg_re[channels]).exp() * dt, _wide(self.lambda_im[channels]) * dt  # (h, N): log|lambda|, arg
         b, c = self.weights(channels)
         w = (c * b)[:, :, None]  # (h, N, 1)
         block = max(1, math.isqrt(length - 1) + 1)  # T >= sqrt(L)
@@ -123,8 +123,13 @@ class SSMKernel(nn.Module):
         slowest = float(self.log_lambda(channels).real.max())  # log|lambda| nearest to 0, < 0
         if slowest >= 0:
             return length
-        tiny = torch.finfo(self.log_dt.dtype).eps ** 2
+        tiny = torch.finfo(_wide(self.log_dt).dtype).eps ** 2
         return max(1, min(length, math.ceil(math.log(tiny) / slowest) + 1))
+
+
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 -> float32: complex numbers and CPU FFTs need at least single precision."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def ssm_kernel_closed_form(kernel: SSMKernel, length: int) -> torch.Tensor:
@@ -152,7 +157,9 @@ class BiSSM(nn.Module):
     def forward(self, u: torch.Tensor, channels: slice = ALL) -> torch.Tensor:
         """u: (B, L, h) for the chosen channels -> (B, L, h)."""
         length = u.shape[1]
-        return bissm_fft(u, self.causal(length, channels), self.anticausal(length, channels), self.d[channels])
+        k_causal, k_anticausal = self.causal(length, channels), self.anticausal(length, channels)
+        y = bissm_fft(u.to(k_causal.dtype), k_causal, k_anticausal, _wide(self.d[channels]))
+        return y.to(u.dtype)
 
     def reference(self, u: torch.Tensor, channels: slice = ALL) -> torch.Tensor:
         """The same output by the explicit recurrences (O(L N H), a Python loop over time; tests only)."""

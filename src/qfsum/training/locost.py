@@ -1,0 +1,228 @@
+"""`qfsum train locost`: pre-train LOCOST with gap-sentence generation, or fine-tune it to summarize.
+
+Both objectives run the generic seq2seq trainer (`qfsum.training.seq2seq`: validation by generation and
+ROUGE, best checkpoint, resume, progress, model card) with architecture `locost`:
+
+- `--objective gsg`: `--data` is any text corpus (a folder of .txt, a .txt, a JSONL of documents, or
+  QMSum); its GSG examples (`qfsum.training.gsg`) are written once to `OUT-gsg/{train,val}.jsonl` (beside
+  the output folder, which the trainer keeps for its own files) and reused on resume. Validation uses
+  the QMSum `val` split, or else every 20th document held out.
+- `--objective summarize`: `--data` is query-focused data (QMSum or JSONL), as `qfsum train seq2seq`.
+
+The model is new, from `--config` (a preset name: tiny, small, base; or a JSON file of `LocostConfig`
+fields), or continues from `--init` (a saved LOCOST model, e.g. the GSG run's output folder). No
+pretrained LOCOST exists, so new models use the packaged SmolLM2 tokenizer, set up for seq2seq: pad
+`<|endoftext|>`, and `<|im_end|>` appended to every text so the decoder learns where a summary ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import QfsumError
+
+TOKENIZER = "smollm2"
+END, PAD = "<|im_end|>", "<|endoftext|>"
+MAX_INPUT = 65536  # input tokens saved as the tokenizer's limit (the `locost` writer's default)
+HELD_OUT_EVERY = 20  # GSG on a corpus without splits: every 20th document validates
+PRESETS: dict[str, dict[str, Any]] = {
+    # a few minutes of CPU training: the loss visibly falls
+    "tiny": dict(d_model=128, encoder_layers=2, decoder_layers=2, decoder_attention_heads=4, d_ff=256, state_size=32),
+    "small": dict(d_model=384, encoder_layers=6, decoder_layers=6, decoder_attention_heads=6, d_ff=1024, state_size=64),
+    "base": dict(),  # LocostConfig's defaults: 12 + 12 layers, width 768, N 256 (the paper's base size)
+}
+
+
+def locost_tokenizer(name: str = TOKENIZER) -> Any:
+    """A copy of a packaged tokenizer set up for seq2seq: pad token, end token appended to every text."""
+    from tokenizers.processors import TemplateProcessing
+
+    from ..assets import load_tokenizer
+
+    tokenizer = copy.deepcopy(load_tokenizer(name))  # the loader's instance is cached and shared
+    end = tokenizer.convert_tokens_to_ids(END)
+    tokenizer.pad_token = PAD
+    tokenizer.model_max_length = MAX_INPUT  # the encoder has no position limit; this is what readers cut at
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+        single=f"$A {END}", pair=f"$A {END} $B {END}", special_tokens=[(END, end)])
+    return tokenizer
+
+
+def model_config(spec: str, tokenizer: Any) -> Any:
+    """A LocostConfig from a preset name or a JSON file, its token ids set from the tokenizer."""
+    from ..models.locost import LocostConfig
+
+    if spec in PRESETS:
+        fields = dict(PRESETS[spec])
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise QfsumError(f"--config: '{spec}' is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+        try:
+            fields = json.loads(path.read_text())
+        except ValueError as err:
+            raise QfsumError(f"{path}: not valid JSON ({err})") from None
+    ids = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.convert_tokens_to_ids(END),
+               bos_token_id=tokenizer.bos_token_id, decoder_start_token_id=tokenizer.bos_token_id)
+    try:
+        return LocostConfig(**{**fields, **ids})
+    except (TypeError, ValueError) as err:
+        raise QfsumError(f"--config {spec}: {err}") from None
+
+
+def load_locost(config: Any) -> Any:
+    """The `locost` architecture of the seq2seq trainer: a saved model (`init`) or a new one (`base` = preset/JSON)."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from ..generation.seq2seq_inputs import TruncatedInputs
+    from ..generation.seq2seq_writers import Seq2SeqModel
+    from ..models.locost import LocostForConditionalGeneration
+
+    if config.init:
+        if not (Path(config.init) / "config.json").is_file():
+            raise QfsumError(f"--init {config.init}: not a saved model folder")
+        tokenizer = AutoTokenizer.from_pretrained(config.init)
+        model = AutoModelForSeq2SeqLM.from_pretrained(config.init)
+        if not isinstance(model, LocostForConditionalGeneration):
+            raise QfsumError(f"--init {config.init}: a {type(model).__name__}, not a LOCOST model")
+    else:
+        tokenizer = locost_tokenizer()
+        model = LocostForConditionalGeneration(model_config(config.base, tokenizer))
+    return Seq2SeqModel(model, tokenizer, TruncatedInputs(tokenizer, config.max_input), "locost")
+
+
+def _register() -> None:
+    """Add `locost` to the seq2seq trainer's architectures (its documented extension point)."""
+    from .seq2seq import ARCHS
+
+    ARCHS.setdefault("locost", "qfsum.training.locost:load_locost")
+
+
+# -- GSG data -----------------------------------------------------------------------------------------
+
+
+def gsg_data(data: str, split: str | None, out: Path, alpha: float, piece_words: int, progress: bool) -> tuple[Path, Path]:
+    """Write (once) and return the GSG train and validation JSONL files of a corpus, beside `out`."""
+    from .gsg import read_corpus, write_gsg
+
+    folder = out.with_name(out.name + "-gsg")
+    train, val = folder / "train.jsonl", folder / "val.jsonl"
+    settings = {"data": str(Path(data).resolve()), "split": split, "alpha": alpha, "piece_words": piece_words}
+    stamp = folder / "settings.json"
+    if train.exists() and val.exists() and stamp.exists():
+        if json.loads(stamp.read_text()) != settings:
+            raise QfsumError(f"{folder}: GSG data of other settings; remove it or pick another --out")
+        return train, val
+    path = Path(data)
+    if path.is_dir() and (path / "val").is_dir() and split:  # QMSum root: its own validation split
+        documents, held_out = read_corpus(path, split), read_corpus(path, "val")
+    else:
+        everything = read_corpus(path, split)
+        if len(everything) < 2:
+            raise QfsumError(f"{data}: GSG needs at least 2 documents (one is held out for validation)")
+        held_out = everything[::HELD_OUT_EVERY]
+        documents = [d for i, d in enumerate(everything) if i % HELD_OUT_EVERY]
+    n_train = write_gsg(documents, train, alpha, piece_words)
+    n_val = write_gsg(held_out, val, alpha, piece_words)
+    stamp.write_text(json.dumps(settings, indent=2) + "\n")
+    if progress:
+        print(f"GSG: {n_train} training and {n_val} validation examples in {folder}/")
+    return train, val
+
+
+# -- the command ----------------------------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `qfsum train locost`."""
+    p.add_argument("--objective", required=True, choices=("gsg", "summarize"),
+                   help="gsg: gap-sentence pre-training on a text corpus; summarize: query-focused fine-tuning")
+    p.add_argument("--config", default="tiny", help=f"new model: a preset ({', '.join(PRESETS)}) or a JSON file of LocostConfig fields")
+    p.add_argument("--init", default=None, help="continue from a saved LOCOST model (e.g. the GSG run's --out) instead")
+    p.add_argument("--data", required=True, help="gsg: folder of .txt, .txt, JSONL or QMSum; summarize: QMSum or JSONL")
+    p.add_argument("--out", required=True, help="output directory; rerunning the same command resumes there")
+    p.add_argument("--split", default="train", help="training split inside a QMSum folder (default train)")
+    p.add_argument("--val-split", default="val", help="summarize: validation split (default val), or none")
+    p.add_argument("--val-data", default=None, help="summarize: validation data if not --data")
+    p.add_argument("--gsg-ratio", type=float, default=0.2, help="gsg: share of sentences that become the target (default 0.2)")
+    p.add_argument("--piece-words", type=int, default=1024, help="gsg: documents are cut into pieces of this many words (default 1024)")
+    p.add_argument("--max-input", type=int, default=16384, help="input tokens read at most (default 16384)")
+    p.add_argument("--max-target", type=int, default=256, help="target tokens learned at most (default 256)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training examples (default 1)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
+    p.add_argument("--batch-size", type=int, default=4, help="examples per forward pass (default 4)")
+    p.add_argument("--grad-accum", type=int, default=1, help="forward passes per optimizer step (default 1)")
+    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4: a new model)")
+    p.add_argument("--warmup", type=float, default=0.05, help="fraction of steps with a rising learning rate (default 0.05)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing (default 0)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32"), help="auto: bf16 mixed precision on a GPU that has it")
+    p.add_argument("--log-steps", type=int, default=5, help="loss shown every N steps (default 5)")
+    p.add_argument("--eval-steps", type=int, default=500, help="validate every N steps, and at the end (default 500)")
+    p.add_argument("--save-steps", type=int, default=200, help="checkpoint every N steps (default 200)")
+    p.add_argument("--val-limit", type=int, default=20, help="validation examples; 0 = all (default 20)")
+    p.add_argument("--beams", type=int, default=4, help="beam size of validation decoding (default 4)")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="output length limit in validation (default 128)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def training_config(args: argparse.Namespace) -> Any:
+    """The seq2seq trainer's config for `qfsum train locost` options (writes the GSG data first)."""
+    _register()
+    from .seq2seq import Seq2SeqTrainingConfig
+
+    if args.init is None and args.config not in PRESETS and not Path(args.config).is_file():
+        raise QfsumError(f"--config: '{args.config}' is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+    out = Path(args.out)
+    if args.objective == "gsg":
+        if not 0 < args.gsg_ratio < 1:
+            raise QfsumError(f"--gsg-ratio must be in (0, 1), got {args.gsg_ratio}")
+        train, val = gsg_data(args.data, args.split, out, args.gsg_ratio, args.piece_words, not args.no_progress)
+        data, split, val_data, val_split = str(train.resolve()), None, str(val.resolve()), "val"
+    else:
+        data = str(Path(args.data).resolve())
+        val_split = None if args.val_split.lower() == "none" else args.val_split
+        val_data = str(Path(args.val_data).resolve()) if args.val_data else None
+        if val_split and Path(data).is_file() and (val_data or data) == data:
+            raise QfsumError("validation would read the training file: give --val-data FILE or --val-split none")
+        split = args.split
+    base = args.config if args.config in PRESETS else str(Path(args.config).resolve())
+    return Seq2SeqTrainingConfig(
+        arch="locost", base=base, data=data, out=args.out, init=str(Path(args.init).resolve()) if args.init else None,
+        split=split, val_split=val_split, val_data=val_data, max_input=args.max_input, max_target=args.max_target,
+        epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
+        lr=args.lr, warmup=args.warmup, label_smoothing=args.label_smoothing, dtype=args.dtype,
+        log_steps=args.log_steps, eval_steps=args.eval_steps, save_steps=args.save_steps,
+        val_limit=args.val_limit or None, num_beams=args.beams, max_new_tokens=args.max_new_tokens, seed=args.seed,
+    )
+
+
+def train(args: argparse.Namespace) -> None:
+    """Run `qfsum train locost` and print where the model went, its loss and validation ROUGE."""
+    import shlex
+
+    from .runs import took
+    from .seq2seq import train_seq2seq
+
+    config = training_config(args)
+    try:
+        run = train_seq2seq(config, model=load_locost(config), progress=not args.no_progress,
+                            command="qfsum " + shlex.join(args.argv))
+    except KeyboardInterrupt:
+        print("qfsum: rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        raise
+    if run.get("reported"):
+        print(f"{config.out}: this run is already trained; showing its results (remove the folder to retrain)")
+    losses = run.get("train_loss") or []
+    loss = f", loss {losses[0]['loss']:.3f} -> {losses[-1]['loss']:.3f}" if len(losses) > 1 else ""
+    print(f"locost ({args.objective}): {run['step']} steps on {run['data']['examples']} examples in {took(run['seconds'])}{loss}")
+    best = run.get("best")
+    if best:
+        print(f"best on validation (step {best['step']}): "
+              + "  ".join(f"{k} {best[k]:.2f}" for k in ("rouge1", "rouge2", "rougeLsum", "rouge_mean")))
+    print(f"wrote {config.out}/ (model, pipeline.json, README.md, qfsum_training.json)")
