@@ -3,16 +3,27 @@ builders and the segenc/led/bart writers. Tiny random BART/LED models with the M
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, LEDConfig, LEDForConditionalGeneration
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    LEDConfig,
+    LEDForConditionalGeneration,
+)
 
 from qfsum import Pipeline, PipelineConfig, QfsumError
 from qfsum.document import Document
 from qfsum.generation import WriterConfig
-from qfsum.generation.seq2seq_inputs import PairTemplate, TruncatedInputs, document_text, pair_template
+from qfsum.generation.seq2seq_inputs import (
+    PairTemplate,
+    TruncatedInputs,
+    document_text,
+    pair_template,
+)
 from qfsum.models.segenc import (
     SegEncConfig,
     SegEncForConditionalGeneration,
@@ -99,7 +110,7 @@ def test_windows_carry_the_query_and_cover_the_document(overlap):
     covered = {i for w in windows for i in range(w.start, w.end)}
     assert covered == set(range(len(document)))
     if overlap:  # each window shares half of its chunk with the next
-        assert all(a.end - b.start == chunk - stride for a, b in zip(windows, windows[1:-1]))
+        assert all(a.end - b.start == chunk - stride for a, b in itertools.pairwise(windows[:-1]))
 
 
 def test_windows_stop_at_max_input():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_one_error_line, cli, write_qmsum
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, TrainerCallback
 
 from qfsum import Pipeline, QfsumError
@@ -20,8 +21,6 @@ from qfsum.training.seq2seq import (
     shift_right,
     train_seq2seq,
 )
-
-from conftest import assert_one_error_line, cli, write_qmsum
 
 
 @pytest.fixture(scope="module")

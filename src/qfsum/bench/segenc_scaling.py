@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class SegEncBenchConfig:
     sizes: list[int] = field(default_factory=lambda: parse_sizes(DEFAULT_SIZES))
     encoders: tuple[str, ...] = ENCODERS
     segment_length: int = 512  # SegEnc window, query included
+    window_batch_size: int | None = None  # SegEnc windows per encoder call; None: all at once
     layers: int = 2  # the tiny backbone's encoder
     width: int = 256
     heads: int = 4
@@ -102,7 +103,9 @@ def build_encoder(name: str, tokens: int, config: SegEncBenchConfig) -> Any:
         attn_implementation=config.attention))
     if name == "full":
         return backbone.get_encoder().eval()
-    return SegEncForConditionalGeneration.from_backbone(backbone, config.segment_length).eval().get_encoder()
+    segenc = SegEncForConditionalGeneration.from_backbone(backbone, config.segment_length,
+                                                          window_batch_size=config.window_batch_size)
+    return segenc.eval().get_encoder()
 
 
 def run_point(name: str, tokens: int, config: SegEncBenchConfig) -> dict[str, Any]:
@@ -185,14 +188,15 @@ def write_report(rows: list[dict[str, Any]], config: SegEncBenchConfig, command:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     gpu = next((r["gpu"] for r in rows if "gpu" in r), None)
-    meta = {"machine": f"{gpu} GPU" if gpu else machine(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    meta = {"machine": f"{gpu} GPU" if gpu else machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "torch": torch.__version__, "command": command, "config": asdict(config)}
     (out / f"{NAME}.json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     memory = "GPU memory (`torch.cuda.max_memory_allocated`)" if gpu else "peak RSS of the process (model and Python included)"
     lines = [
         f"{meta['machine']}, {meta['date']}, torch {meta['torch']}; fp32, batch 1, random BART encoder "
         f"({config.layers} layers, width {config.width}, {config.heads} heads, FFN {config.ffn}, `{config.attention}` "
-        f"attention), {QUERY_TOKENS}-token query; SegEnc windows of {config.segment_length} tokens, 50 % overlap. One "
+        f"attention), {QUERY_TOKENS}-token query; SegEnc windows of {config.segment_length} tokens, 50 % overlap, "
+        f"{config.window_batch_size or 'all'} windows per encoder call. One "
         f"encoder pass per fresh process after a {WARMUP_TOKENS}-token warm-up; peak is the {memory}, activations "
         f"that peak minus the level after the warm-up.",
         "",
@@ -244,6 +248,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", default=DEFAULT_SIZES, help=f"document lengths, K = 1024 (default {DEFAULT_SIZES})")
     p.add_argument("--encoders", default=",".join(ENCODERS), help="segenc, full or both (default both)")
     p.add_argument("--segment-length", type=int, default=512, help="SegEnc window, query included (default 512)")
+    p.add_argument("--window-batch", type=int, default=None, help="SegEnc windows per encoder call (default: all)")
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--width", type=int, default=256)
     p.add_argument("--heads", type=int, default=4)
@@ -259,7 +264,7 @@ def bench_segenc(args: argparse.Namespace) -> None:
 
     config = SegEncBenchConfig(
         sizes=parse_sizes(args.sizes), encoders=tuple(e.strip() for e in args.encoders.split(",") if e.strip()),
-        segment_length=args.segment_length, layers=args.layers, width=args.width, heads=args.heads,
+        segment_length=args.segment_length, window_batch_size=args.window_batch, layers=args.layers, width=args.width, heads=args.heads,
         attention=args.attention, device=args.device, time_limit=args.time_limit, out=args.out)
     rows = sweep(config)
     path = write_report(rows, config, "qfsum " + shlex.join(args.argv))

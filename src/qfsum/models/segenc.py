@@ -27,12 +27,24 @@ from typing import Any
 import torch
 from huggingface_hub.dataclasses import strict
 from torch import nn
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSeq2SeqLM,
+    GenerationMixin,
+    PreTrainedConfig,
+    PreTrainedModel,
+)
 from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import BaseModelOutput
 
 from ..errors import QfsumError
-from ..generation.seq2seq_inputs import DocumentTokens, PairTemplate, pad, pair_template, query_ids
+from ..generation.seq2seq_inputs import (
+    DocumentTokens,
+    PairTemplate,
+    pad,
+    pair_template,
+    query_ids,
+)
 
 TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id")
 
@@ -135,7 +147,7 @@ class WindowInputs:
         self.documents = DocumentTokens(tokenizer)
 
     @classmethod
-    def for_model(cls, model: "SegEncForConditionalGeneration", tokenizer: Any) -> "WindowInputs":
+    def for_model(cls, model: SegEncForConditionalGeneration, tokenizer: Any) -> WindowInputs:
         """The builder with the windows a SegEnc model was configured (and trained) with."""
         config = model.config
         return cls(tokenizer, config.segment_length, config.overlap, config.max_input)
@@ -223,7 +235,7 @@ class SegEncForConditionalGeneration(PreTrainedModel, GenerationMixin):
     def from_backbone(
         cls, backbone: str | PreTrainedModel, segment_length: int = 512, overlap: bool = True,
         max_input: int = 16384, window_batch_size: int | None = None, **load_kwargs: Any,
-    ) -> "SegEncForConditionalGeneration":
+    ) -> SegEncForConditionalGeneration:
         """SegEnc around a pretrained encoder-decoder (a model, a directory or a hub id)."""
         if isinstance(backbone, str):
             backbone = AutoModelForSeq2SeqLM.from_pretrained(backbone, **load_kwargs)

@@ -49,7 +49,12 @@ from ..document import Example
 from ..errors import QfsumError
 from ..evaluation.rouge import mean_scores, rouge
 from ..generation.seq2seq_inputs import InputBuilder, pad
-from ..generation.seq2seq_writers import GenerationSettings, Seq2SeqModel, generate_texts, load_seq2seq
+from ..generation.seq2seq_writers import (
+    GenerationSettings,
+    Seq2SeqModel,
+    generate_texts,
+    load_seq2seq,
+)
 from ..readers import read_examples
 from ..segment import Segmenter
 from .runs import last_checkpoint, machine, previous_run, write_run
@@ -359,7 +364,10 @@ def train_seq2seq(
     write_run(out, run)
 
     started = time.perf_counter()
-    seconds = lambda: run["seconds_before"] + time.perf_counter() - started  # noqa: E731
+
+    def seconds() -> float:  # training time of every session of this run
+        return run["seconds_before"] + time.perf_counter() - started
+
     bookkeeping = _Bookkeeping(run, out / BEST, loaded.tokenizer, lambda: write_run(out, run), seconds)
     trainer = _ValidatingTrainer(
         model=loaded.model,
