@@ -90,3 +90,15 @@ def test_bad_options_are_one_line_errors(tmp_path):
     args.config = "nope"
     with pytest.raises(QfsumError, match="neither a preset"):
         locost.training_config(args)
+
+
+def test_summarize_objective_trains_on_query_focused_data_from_an_init(tmp_path, qmsum_root):
+    init = tmp_path / "gsg-model"
+    init.mkdir()
+    args = _args(tmp_path, "--init", str(init))
+    args.objective, args.data = "summarize", str(qmsum_root)
+    config = locost.training_config(args)
+    assert (config.arch, config.split, config.val_split) == ("locost", "train", "val")
+    assert config.data == str(qmsum_root.resolve()) and config.init == str(init.resolve())
+    with pytest.raises(QfsumError, match="not a saved model folder"):
+        locost.load_locost(config)
