@@ -57,6 +57,7 @@ from ..generation.seq2seq_writers import (
 )
 from ..readers import read_examples
 from ..segment import Segmenter
+from .callbacks import RunBookkeeping
 from .runs import last_checkpoint, machine, previous_run, write_run
 from .validation import sample_examples
 
@@ -253,12 +254,14 @@ class _Progress(ProgressCallback):
             self.training_bar.write(f"step {state.global_step}: " + "  ".join(f"{k} {v:.2f}" for k, v in shown.items()))
 
 
-class _Bookkeeping(TrainerCallback):
-    """Keeps the best model on validation in `best_dir` and the run record up to date."""
+class _Bookkeeping(RunBookkeeping):
+    """The extractor trainer's bookkeeping (run record at each checkpoint), keeping the best model
+    by ROUGE as a Hugging Face folder with its tokenizer."""
 
     def __init__(self, run: dict[str, Any], best_dir: Path, tokenizer: Any, write: Callable[[], None],
                  seconds: Callable[[], float]) -> None:
-        self.run, self.best_dir, self.tokenizer, self.write, self.seconds = run, best_dir, tokenizer, write, seconds
+        super().__init__(run, best_dir, write, seconds)
+        self.tokenizer = tokenizer
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
         values = {k[5:]: float(v) for k, v in (metrics or {}).items() if k.startswith("eval_") and k[5:] in REPORTED}
@@ -275,11 +278,6 @@ class _Bookkeeping(TrainerCallback):
             shutil.rmtree(self.best_dir, ignore_errors=True)
             staging.rename(self.best_dir)  # never half a best model on disk
             self.run["best"] = {"step": state.global_step, **values}
-        self.write()
-
-    def on_save(self, args, state, control, **kwargs):
-        self.run["step"] = state.global_step
-        self.run["seconds"] = self.seconds()
         self.write()
 
 
