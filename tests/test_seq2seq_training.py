@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_one_error_line, cli, write_qmsum
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from qfsum import Pipeline, QfsumError
 from qfsum.readers import read_examples
@@ -21,6 +20,9 @@ from qfsum.training.seq2seq import (
     shift_right,
     train_seq2seq,
 )
+
+from conftest import assert_one_error_line, cli, write_qmsum
+from test_extractor_training import _Interrupt, _Steps  # step-counting and interrupting callbacks
 
 
 @pytest.fixture(scope="module")
@@ -87,23 +89,6 @@ def test_a_finished_run_is_reported_and_another_refused(trained, tmp_path):
     (tmp_path / "notes.txt").write_text("not a run")
     with pytest.raises(QfsumError, match="is not empty"):
         train_seq2seq(Seq2SeqTrainingConfig(**{**config.__dict__, "out": str(tmp_path)}), progress=False)
-
-
-class _Interrupt(TrainerCallback):
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.at:
-            raise KeyboardInterrupt
-
-
-class _Steps(TrainerCallback):
-    def __init__(self) -> None:
-        self.steps: list[int] = []
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.steps.append(state.global_step)
 
 
 def test_resume_continues_from_the_saved_step(data_root, tiny_seq2seq_dir, tmp_path):
