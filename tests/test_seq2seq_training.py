@@ -95,18 +95,18 @@ def test_resume_continues_from_the_saved_step(data_root, tiny_seq2seq_dir, tmp_p
     from safetensors.torch import load_file
 
     def config(out: str) -> Seq2SeqTrainingConfig:
-        return _config(data_root, tiny_seq2seq_dir, tmp_path / out, val_split=None, arch="plain")
+        return _config(data_root, tiny_seq2seq_dir, tmp_path / out, val_split=None, arch="plain", max_steps=4, save_steps=2)
 
     whole = train_seq2seq(config("whole"), progress=False)
     with pytest.raises(KeyboardInterrupt):
-        train_seq2seq(config("cut"), progress=False, callbacks=[_Interrupt(at=4)])
+        train_seq2seq(config("cut"), progress=False, callbacks=[_Interrupt(at=3)])
     state = json.loads((tmp_path / "cut" / "qfsum_training.json").read_text())
-    assert state["status"] == "training" and state["step"] == 3
-    assert [p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()] == ["checkpoint-3"]
+    assert state["status"] == "training" and state["step"] == 2
+    assert [p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()] == ["checkpoint-2"]
 
     steps = _Steps()
     resumed = train_seq2seq(config("cut"), progress=False, callbacks=[steps])
-    assert steps.steps[0] == 4 and resumed["step"] == whole["step"] == 6 and resumed["sessions"] == 2
+    assert steps.steps[0] == 3 and resumed["step"] == whole["step"] == 4 and resumed["sessions"] == 2
     assert [r["loss"] for r in resumed["train_loss"]] == pytest.approx([r["loss"] for r in whole["train_loss"]])
     a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
     assert all(torch.allclose(a[k], b[k]) for k in a)  # the same model as an uninterrupted run
