@@ -308,32 +308,13 @@ def write_report(rows: list[dict[str, Any]], config: ScalingConfig, command: str
 
 def plot(rows: list[dict[str, Any]], config: ScalingConfig, path: Path, meta: dict[str, Any]) -> None:
     """Log-log time and peak memory against tokens, one line per model."""
-    import matplotlib
+    from .plotting import loglog_panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name in config.models:
-        done = [r for r in rows if r["model"] == name and r["status"] == "ok"]
-        if not done:
-            continue
-        x = [r["tokens"] for r in done]
-        left.plot(x, [r["seconds"] for r in done], "o-", label=name)
-        right.plot(x, [r["peak_mb"] / 1024 for r in done], "o-", label=name)
-    for axis, title in ((left, "forward time (s)"), (right, "peak memory (GiB)")):
-        axis.set_xscale("log", base=2)
-        axis.set_yscale("log")
-        axis.set_xlabel("input tokens")
-        axis.set_title(title)
-        axis.grid(True, which="both", alpha=0.3)
-        if axis.lines:
-            axis.legend()
-    fig.suptitle(f"Encoders, {config.layers} layers x {config.width}, fp32, batch 1 — {meta['machine']}, {meta['date']}",
-                 fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    done = {name: [r for r in rows if r["model"] == name and r["status"] == "ok"] for name in config.models}
+    times = {name: ([r["tokens"] for r in d], [r["seconds"] for r in d]) for name, d in done.items()}
+    memory = {name: ([r["tokens"] for r in d], [r["peak_mb"] / 1024 for r in d]) for name, d in done.items()}
+    loglog_panels(path, [("forward time (s)", times), ("peak memory (GiB)", memory)], "input tokens",
+                  f"Encoders, {config.layers} layers x {config.width}, fp32, batch 1 — {meta['machine']}, {meta['date']}")
 
 
 def run(config: ScalingConfig, command: str) -> Path:
