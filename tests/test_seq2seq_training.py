@@ -23,6 +23,7 @@ from qfsum.training.seq2seq import (
 
 from conftest import assert_one_error_line, cli, write_qmsum
 from test_extractor_training import _Interrupt, _Steps  # step-counting and interrupting callbacks
+from test_segenc import tiny_led_dir  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +167,27 @@ def test_cli_user_errors(capsys, data_root, tiny_seq2seq_dir, tmp_path, extra, m
     code, _, err = cli(capsys, "train", "seq2seq", "--base", tiny_seq2seq_dir, "--data", data_root, "--split", "val",
                        "--val-split", "test", "--out", tmp_path / "bad", "--max-steps", "1", "--no-progress", *extra)
     assert message in assert_one_error_line(code, err)
+
+
+def test_init_starts_from_a_fine_tuned_checkpoint(trained, tmp_path):
+    from safetensors.torch import load_file
+
+    config, _ = trained
+    transfer = Seq2SeqTrainingConfig(**{**config.__dict__, "out": str(tmp_path / "transfer"), "init": config.out,
+                                        "segment_length": 64})
+    loaded = load_model(transfer)
+    saved = load_file(Path(config.out) / "model.safetensors")
+    state = loaded.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in saved.items())  # the fine-tuned weights, not the base's
+    assert loaded.model.config.segment_length == loaded.inputs.segment_length == 64  # this run's windows
+
+
+def test_led_trains_with_global_attention_on_the_query(data_root, tiny_led_dir, tmp_path):
+    config = _config(data_root, tiny_led_dir, tmp_path / "led", arch="led", val_split=None, max_steps=2, max_input=200)
+    loaded = load_model(config)
+    assert loaded.inputs.global_query and loaded.inputs.max_length == 200
+    run = train_seq2seq(config, progress=False)
+    assert run["step"] == 2 and run["writer"] == "led"
+    pipeline = json.loads((tmp_path / "led" / "pipeline.json").read_text())
+    assert pipeline["writer"]["kind"] == "led" and pipeline["scorer"]["kind"] == "lead"
+    assert Pipeline.load(tmp_path / "led").summarize("Ann: The budget is twelve euros.", "What about the budget?").text
