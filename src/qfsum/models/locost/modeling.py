@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
-from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPastAndCrossAttentions, Seq2SeqLMOutput
 
@@ -132,7 +131,9 @@ class LocostDecoderLayer(nn.Module):
         self.ffn = GatedGeluFFN(d, config.d_ff, config.dropout)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, self_mask, memory, cross_mask, cache):
+    def forward(self, x: torch.Tensor, self_mask: torch.Tensor, memory: torch.Tensor, cross_mask: torch.Tensor | None,
+                cache: EncoderDecoderCache | None) -> torch.Tensor:
+        """x: (B, T, D) decoder states; memory: (B, S, D) encoder states; masks boolean, True = attend."""
         x = x + self.dropout(self.self_attn(self.self_norm(x), self_mask, cache))
         x = x + self.dropout(self.cross_attn(self.cross_norm(x), cross_mask, cache, memory))
         return x + self.dropout(self.ffn(self.ffn_norm(x)))
@@ -149,11 +150,9 @@ class LocostPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
 
     def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)  # linear, embedding, norm
+        super()._init_weights(module)  # linear, embedding (decoder positions too), norm
         if isinstance(module, (SSMKernel, BiSSM)):
-            module.reset_parameters()
-        elif isinstance(module, LocostDecoder):
-            init.normal_(module.positions.weight, std=self.config.initializer_range)
+            module.reset_parameters()  # with transformers.initialization: loaded weights are left alone
 
 
 class LocostEncoder(LocostPreTrainedModel):
