@@ -36,7 +36,7 @@ class WriterConfig:
 
     kind: str = "extractive"  # a key of WRITER_FACTORIES: extractive | generative (any causal or seq2seq LM) | ...
     model: str | None = None  # generative: packaged name (smollm2), local directory or hub id
-    budget: int | None = None  # extractive: summary words (default 100); generative: input tokens (1024); segenc: document tokens (the model's max_input)
+    budget: int | None = None  # extractive: summary words (default 100); generative: input tokens (1024); segenc: document tokens (the model's max_input); led, bart: input tokens (the model's limit)
     max_new_tokens: int = 200  # generative: length limit of the answer
     no_repeat_ngram_size: int = 3  # generative: small models loop without it
     repetition_penalty: float = 1.0  # generative: > 1 discourages repeating any earlier token

@@ -37,12 +37,15 @@ class Seq2SeqModel:
     writer: str  # the writer kind that loads the saved model
 
 
-def load_seq2seq(arch: str, name: str, dtype: str = "float32", wrap: dict[str, Any] | None = None) -> Seq2SeqModel:
+def load_seq2seq(
+    arch: str, name: str, dtype: str = "float32", max_input: int | None = None, windows: dict[str, Any] | None = None,
+) -> Seq2SeqModel:
     """Load a model for `arch` (segenc | led | plain) from a packaged name, directory or hub id.
 
-    For segenc, `name` is either a saved SegEnc model or a plain encoder-decoder, wrapped with the
-    window settings in `wrap` (segment_length, overlap, max_input); `wrap` also overrides the
-    settings of a saved SegEnc model (`max_input` only changes how much is read).
+    `max_input` caps the tokens read: segenc's document tokens (the model's `max_input`), or the
+    whole input of led/plain (never past the model's limit). For segenc, `name` is a saved SegEnc
+    model or a plain encoder-decoder that is wrapped; `windows` (segment_length, overlap) sets
+    the windows of either.
     """
     from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -61,9 +64,10 @@ def load_seq2seq(arch: str, name: str, dtype: str = "float32", wrap: dict[str, A
         raise QfsumError(f"cannot load model '{name}': {str(err).splitlines()[0][:300]}") from None
     is_segenc = isinstance(model, SegEncForConditionalGeneration)
     if arch == "segenc":
+        settings = {**(windows or {}), **({"max_input": max_input} if max_input else {})}
         if not is_segenc:
-            model = SegEncForConditionalGeneration.from_backbone(model, **(wrap or {}))
-        for key, value in (wrap or {}).items():
+            model = SegEncForConditionalGeneration.from_backbone(model, **settings)
+        for key, value in settings.items():
             setattr(model.config, key, value)
         inputs: InputBuilder = WindowInputs.for_model(model, tokenizer)
     elif is_segenc:
@@ -71,7 +75,8 @@ def load_seq2seq(arch: str, name: str, dtype: str = "float32", wrap: dict[str, A
     else:
         if arch == "led" and config.model_type != "led":
             raise QfsumError(f"the led architecture needs an LED model, got '{config.model_type}'")
-        inputs = TruncatedInputs(tokenizer, input_limit(model, tokenizer), global_query=arch == "led")
+        limit = input_limit(model, tokenizer)
+        inputs = TruncatedInputs(tokenizer, min(limit, max_input or limit), global_query=arch == "led")
     return Seq2SeqModel(model, tokenizer, inputs, ARCH_WRITERS[arch])
 
 
@@ -118,8 +123,7 @@ class Seq2SeqWriter:
 
     def __init__(self, config: WriterConfig) -> None:
         self.config = config
-        loaded = load_seq2seq(self.arch, config.model, config.dtype,
-                              {"max_input": config.budget} if config.budget and self.arch == "segenc" else None)
+        loaded = load_seq2seq(self.arch, config.model, config.dtype, max_input=config.budget)
         self.model = loaded.model.to(default_device()).eval()
         self.tokenizer, self.inputs = loaded.tokenizer, loaded.inputs
         self.settings = GenerationSettings(config.num_beams, config.max_new_tokens, config.no_repeat_ngram_size,
@@ -132,7 +136,7 @@ class Seq2SeqWriter:
 
 
 class SegEncWriter(Seq2SeqWriter):
-    """SegEnc: windows of the query and the document; `budget` overrides the document tokens read."""
+    """SegEnc: windows of the query and the document; `budget` caps the document tokens read."""
 
     arch = "segenc"
 

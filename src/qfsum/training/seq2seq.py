@@ -131,11 +131,8 @@ class Seq2SeqTrainingConfig:
 
 def load_builtin(config: Seq2SeqTrainingConfig) -> Seq2SeqModel:
     """The segenc, led and plain architectures, from `init` or else `base`."""
-    wrap = {"segment_length": config.segment_length, "overlap": config.overlap, "max_input": config.max_input}
-    loaded = load_seq2seq(config.arch, config.init or config.base, "float32", wrap if config.arch == "segenc" else None)
-    if config.arch != "segenc":
-        loaded.inputs.max_length = min(loaded.inputs.max_length, config.max_input)
-    return loaded
+    windows = {"segment_length": config.segment_length, "overlap": config.overlap}
+    return load_seq2seq(config.arch, config.init or config.base, "float32", config.max_input, windows)
 
 
 def load_model(config: Seq2SeqTrainingConfig) -> Seq2SeqModel:
