@@ -158,10 +158,18 @@ def resolve_dtype(dtype: str) -> Any:
 
 @functools.cache
 def load_generator(name: str, dtype: str = "auto") -> tuple[Any, Any]:
-    """(model, tokenizer) for a causal or seq2seq language model, in eval mode."""
+    """(model, tokenizer) for a causal or seq2seq language model, in eval mode (one copy per process)."""
+    return load_generator_uncached(name, dtype)
+
+
+def load_generator_uncached(name: str, dtype: str = "auto") -> tuple[Any, Any]:
+    """A fresh copy of `load_generator`'s model (for training). A LoRA adapter directory loads on top
+    of the base model its `adapter_config.json` names, merged into it."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     ref = _materialized(resolve(name))
+    if (Path(ref.location) / "adapter_config.json").exists():
+        return _load_adapter(ref, dtype)
     try:
         config = AutoConfig.from_pretrained(ref.location)
         auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
@@ -170,6 +178,26 @@ def load_generator(name: str, dtype: str = "auto") -> tuple[Any, Any]:
     except (OSError, ValueError) as err:
         raise _load_error(ref, err) from None
     model.to(default_device()).eval()
+    return model, tokenizer
+
+
+def _load_adapter(ref: ModelRef, dtype: str) -> tuple[Any, Any]:
+    """A peft adapter merged into a fresh copy of its base model (merged: decoding runs at base speed)."""
+    import json
+
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    base = json.loads((Path(ref.location) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not base:
+        raise QfsumError(f"{ref.location}: adapter_config.json names no base model")
+    model, _ = load_generator_uncached(base, "float32")  # merge in full precision, then cast
+    try:
+        model = PeftModel.from_pretrained(model, ref.location).merge_and_unload()
+        tokenizer = AutoTokenizer.from_pretrained(ref.location)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise _load_error(ref, err) from None
+    model.to(resolve_dtype(dtype)).eval()
     return model, tokenizer
 
 

@@ -1,0 +1,77 @@
+"""The model card (README.md) of a trained real-time writer (SFT, distillation or DPO)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..evaluation.rouge import ROUGE_KEYS
+from .runs import took
+
+TITLES = {
+    "sft": "supervised fine-tuning on (query, passage, answer) examples, loss on the answer only",
+    "distill": "distillation from a teacher",
+    "dpo": "direct preference optimisation on its own sampled answers, ranked by a reward",
+}
+
+
+def _history(run: dict[str, Any]) -> list[str]:
+    if not run["history"]:
+        return ["No validation (the last model was kept).", ""]
+    best = (run.get("best") or {}).get("step")
+    lines = ["| step | " + " | ".join(ROUGE_KEYS) + " |", "|---" * (len(ROUGE_KEYS) + 1) + "|"]
+    for row in sorted(run["history"], key=lambda h: h["step"]):
+        mark = " (kept)" if row["step"] == best else ""
+        lines.append(f"| {row['step']}{mark} | " + " | ".join(f"{row[k]:.2f}" for k in ROUGE_KEYS) + " |")
+    return lines + [""]
+
+
+def write_card(out: Path, run: dict[str, Any]) -> Path:
+    """Write `out/README.md` from a finished run record (see `sft.run_training`)."""
+    config, data = run["config"], run["data"]
+    adapter = config["lora"]
+    weights = (f"a LoRA adapter (r {config['lora_r']}, alpha {config['lora_alpha']}, {run['size_mb']} MB) on top of "
+               f"`{config['base']}`" if adapter else f"every weight of `{config['base']}` ({run['size_mb']} MB)")
+    extra = [f"- {key}: {value}" for key, value in data.items() if key not in ("rows", "validation_examples")]
+    lines = [
+        f"# qfsum real-time writer — {run['kind']}",
+        "",
+        f"A query-focused summarizer trained by {TITLES[run['kind']]}: {weights}.",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        f"qfsum bench decode --model {out.resolve()} --data {config['val_data'] or config['data']} --limit 10",
+        "```",
+        "",
+        f'In a pipeline: `"writer": {{"kind": "generative", "model": "{out.resolve()}", "decoding": "lookahead"}}`; '
+        "`qfsum.assets.load_generator(dir)` loads it"
+        + (" (the adapter is merged into its base)." if adapter else "."),
+        "",
+        "## Training",
+        "",
+        f"- data: `{config['data']}` split `{config['split']}`, passages from `{config['source']}`; "
+        f"{data['rows']} training rows",
+        *extra,
+        f"- steps {run['step']} (epochs {config['epochs']}, max steps {config['max_steps']}), batch {config['batch_size']}, "
+        f"learning rate {config['lr']}, warmup {config['warmup']}, prompt <= {config['max_prompt']} tokens, "
+        f"answer <= {config['max_target']} tokens, precision {config['dtype']}, seed {config['seed']}",
+        f"- {took(run['seconds'])} on {run['machine']}",
+        "",
+        "Command:",
+        "",
+        "```bash",
+        run.get("command") or "(Python API)",
+        "```",
+        "",
+        "## Validation",
+        "",
+        f"{data['validation_examples']} examples of `{config['val_data'] or config['data']}` split "
+        f"`{config['val_split']}`; greedy answers of at most {config['val_max_new_tokens']} tokens; ROUGE F1 x 100 "
+        "against the reference (rouge-score, stemmed).",
+        "",
+        *_history(run),
+    ]
+    path = out / "README.md"
+    path.write_text("\n".join(lines))
+    return path

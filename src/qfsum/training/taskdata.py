@@ -1,0 +1,206 @@
+"""Task data of the real-time writer: (query, passage, target) examples and their token encoding.
+
+Three ways to get a passage for an example of any data set `read_examples` reads (QMSum, JSONL):
+
+- `spans`: the gold evidence spans (QMSum's specific queries): a short, query-driven passage,
+  like a search snippet. Examples without spans are skipped.
+- `pipeline:NAME`: the evidence a pipeline's segmenter and scorer pick under a token budget, in
+  document order: the long-document task the `default` pipeline solves (every query).
+- `document`: the whole document, cut to the budget.
+
+Splits are the source's: `--split train` of a QMSum folder gives training examples, `val` the
+validation ones; a JSONL file is one split. Built examples can be saved as a JSONL task file
+(`id`, `query`, `passage`, `target`) and read back instead of a data set.
+
+The model sees exactly the prompt the generative writer builds (`generation.generative`), so a
+model trained here writes well inside a pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import QfsumError
+
+IGNORE = -100  # label of a token the loss skips (prompt and padding)
+SOURCES = ("spans", "document", "pipeline:NAME")
+
+
+@dataclass(frozen=True)
+class TaskExample:
+    """One training or validation item."""
+
+    id: str
+    query: str
+    passage: str
+    target: str  # the reference answer ("" for unlabelled prompts)
+
+
+# -- building -------------------------------------------------------------------------------------
+
+
+def span_passage(example: Any) -> str:
+    """The text of the units an example's gold spans cover, in document order ("" without spans)."""
+    units = example.document.units
+    covered = sorted(i for i in example.gold_units() if 0 <= i < len(units))
+    return "\n".join(units[i].text for i in covered if units[i].text.strip())
+
+
+def _pipeline_passages(examples: Sequence[Any], name: str, budget: int, tokenizer: Any, progress: bool) -> list[str]:
+    """The evidence a pipeline's scorer picks under `budget` tokens, joined in document order."""
+    from tqdm.auto import tqdm
+
+    from ..budget import TokenizerCounter, select_under_budget
+    from ..generation import WriterConfig
+    from ..pipeline import Pipeline, load_config
+
+    config = load_config(name)
+    config.writer = WriterConfig(kind="extractive")  # only its ranking is used: no generator to load
+    pipeline = Pipeline(config)
+    counter = TokenizerCounter(tokenizer)
+    passages = []
+    for example in tqdm(examples, desc=f"evidence ({name})", unit="ex", disable=not progress):
+        chosen = select_under_budget(pipeline.rank(example.document, example.query), budget, counter, cut_last=True)
+        passages.append("\n".join(e.segment.text for e in chosen))
+    return passages
+
+
+def build_task_examples(
+    data: str | Path,
+    split: str | None,
+    source: str = "spans",
+    tokenizer: Any = None,
+    budget: int = 768,
+    limit: int | None = None,
+    progress: bool = False,
+) -> list[TaskExample]:
+    """Task examples of a data set (see the module docstring), or of a saved task file.
+
+    `budget` bounds the passage in tokens of `tokenizer` for `pipeline:` and `document`;
+    `limit` keeps the first N examples (fixed order).
+    """
+    if is_task_file(data):
+        return read_task_file(data)[:limit] if limit else read_task_file(data)
+    from ..readers import read_examples
+
+    examples = read_examples(data, split)
+    if source == "spans":
+        items = [(e, span_passage(e)) for e in examples]
+        items = [(e, p) for e, p in items if p]
+        if not items:
+            raise QfsumError(f"{data}: no example has gold evidence spans (try --source pipeline:default)")
+        items = items[:limit] if limit else items
+        return [TaskExample(e.id, e.query, p, e.references[0] if e.references else "") for e, p in items]
+    examples = examples[:limit] if limit else examples
+    if tokenizer is None:
+        raise QfsumError(f"source '{source}' needs a tokenizer to apply its budget")
+    if source == "document":
+        from ..budget import TokenizerCounter
+
+        counter = TokenizerCounter(tokenizer)
+        passages = [counter.truncate(e.document.text, budget) for e in examples]
+    elif source.startswith("pipeline:") and source[len("pipeline:"):]:
+        passages = _pipeline_passages(examples, source[len("pipeline:"):], budget, tokenizer, progress)
+    else:
+        raise QfsumError(f"unknown task source '{source}' (choose from {', '.join(SOURCES)})")
+    return [TaskExample(e.id, e.query, p, e.references[0] if e.references else "") for e, p in zip(examples, passages)]
+
+
+# -- task files -------------------------------------------------------------------------------------
+
+
+def is_task_file(path: str | Path) -> bool:
+    """True for a JSONL file whose first record has a `passage` (a saved task file)."""
+    path = Path(path)
+    if path.suffix.lower() != ".jsonl" or not path.is_file():
+        return False
+    with path.open(encoding="utf-8") as handle:
+        first = handle.readline()
+    try:
+        return isinstance(record := json.loads(first), dict) and "passage" in record
+    except ValueError:
+        return False
+
+
+def write_task_file(path: str | Path, examples: Sequence[TaskExample]) -> Path:
+    """Save examples as JSONL (one object per line), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text("".join(json.dumps(asdict(e), ensure_ascii=False) + "\n" for e in examples), encoding="utf-8")
+    staging.replace(path)
+    return path
+
+
+def read_task_file(path: str | Path) -> list[TaskExample]:
+    """Read a task file written by `write_task_file` (or by hand: id, query, passage, target)."""
+    examples = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            examples.append(TaskExample(str(record.get("id", lineno)), record["query"], record["passage"],
+                                        record.get("target", "")))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise QfsumError(f"{path}:{lineno}: a task record needs 'query' and 'passage' strings") from None
+    if not examples:
+        raise QfsumError(f"{path}: no examples")
+    return examples
+
+
+# -- encoding -----------------------------------------------------------------------------------------
+
+
+def prompt_ids(tokenizer: Any, query: str, passage: str, max_tokens: int = 1024) -> list[int]:
+    """The generative writer's prompt for (query, passage), the passage cut so it fits `max_tokens`."""
+    from ..generation.generative import SYSTEM_PROMPT, USER_TEMPLATE
+
+    def build(text: str) -> list[int]:
+        user = USER_TEMPLATE.format(query=query, evidence=text)
+        if getattr(tokenizer, "chat_template", None):
+            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+            ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+            return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        return tokenizer(f"{SYSTEM_PROMPT}\n\n{user}\nAnswer:")["input_ids"]
+
+    ids = build(passage)
+    if len(ids) <= max_tokens:
+        return ids
+    offsets = tokenizer(passage, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    keep = max(len(offsets) - (len(ids) - max_tokens), 0)
+    while True:  # re-encoding at the cut may merge tokens differently: step back until it fits
+        ids = build(passage[: offsets[keep - 1][1]] if keep else "")
+        if len(ids) <= max_tokens or keep == 0:
+            if len(ids) > max_tokens:
+                raise QfsumError(f"the query alone is longer than {max_tokens} prompt tokens")
+            return ids
+        keep = max(keep - max(len(ids) - max_tokens, 1), 0)
+
+
+def answer_ids(tokenizer: Any, target: str, max_tokens: int = 256) -> list[int]:
+    """The target's tokens and the end-of-turn token that stops generation."""
+    ids = tokenizer(target.strip(), add_special_tokens=False)["input_ids"][: max_tokens - 1]
+    return ids + [tokenizer.eos_token_id]
+
+
+def encode(tokenizer: Any, example: TaskExample, max_prompt: int = 1024, max_target: int = 256) -> dict[str, list[int]]:
+    """Input ids and labels for a causal LM: the loss is on the answer only (prompt labels are IGNORE)."""
+    prompt = prompt_ids(tokenizer, example.query, example.passage, max_prompt)
+    answer = answer_ids(tokenizer, example.target, max_target)
+    return {"input_ids": prompt + answer, "labels": [IGNORE] * len(prompt) + answer}
+
+
+def collate(rows: Sequence[dict[str, list[int]]], pad_token_id: int) -> dict[str, Any]:
+    """Right-padded tensors (B, T) of encoded rows; padding is masked out and ignored by the loss."""
+    import torch
+
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = [r["input_ids"] + [pad_token_id] * (width - len(r["input_ids"])) for r in rows]
+    labels = [r["labels"] + [IGNORE] * (width - len(r["labels"])) for r in rows]
+    mask = [[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in rows]
+    return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}

@@ -1,0 +1,280 @@
+"""The real-time writer's training: task data, answer-only SFT, LoRA adapters, DPO and distillation.
+
+Tiny random Llamas (conftest) stand in for SmolLM2; runs are a few steps long.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from qfsum.errors import QfsumError
+from qfsum.training.taskdata import (
+    IGNORE,
+    TaskExample,
+    build_task_examples,
+    encode,
+    is_task_file,
+    prompt_ids,
+    read_task_file,
+    write_task_file,
+)
+
+TRAIN = [
+    TaskExample(f"t{i}", f"What about item {i}?", f"Item {i} costs {i} euros. It is red.", f"Item {i} costs {i} euros.")
+    for i in range(6)
+]
+VAL = [TaskExample("v0", "What colour is it?", "The box is green.", "It is green.")]
+
+
+@pytest.fixture
+def task_files(tmp_path: Path) -> tuple[Path, Path]:
+    return write_task_file(tmp_path / "train.jsonl", TRAIN), write_task_file(tmp_path / "val.jsonl", VAL)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_bytes_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_bytes_dir)
+
+
+def _config(base, data, val, out, **overrides):
+    from qfsum.training.sft import TrainConfig
+
+    fields = dict(base=str(base), data=str(data), out=str(out), split=None, val_data=str(val), val_split="val",
+                  max_prompt=512, max_target=32, batch_size=2, max_steps=4, eval_steps=2, save_steps=2, log_steps=1,
+                  val_max_new_tokens=6, lr=1e-2, lora_r=4, lora_alpha=8)
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
+# -- task data ------------------------------------------------------------------------------------
+
+
+def test_spans_source_uses_gold_spans_of_specific_queries(qmsum_root):
+    examples = build_task_examples(qmsum_root, "val", "spans")
+    assert [e.id for e in examples] == ["meeting_b-s0", "meeting_b-s1", "meeting_c-s0"]  # general queries have no spans
+    voice = examples[0]
+    assert voice.passage.splitlines() == [
+        "User Interface: I propose a scroll wheel and voice recognition for the buttons.",
+        "Project Manager: We decided to drop voice recognition because of the budget. Meeting closed.",
+    ]
+    assert voice.target == "They dropped voice recognition because of the budget."
+    assert build_task_examples(qmsum_root, "test", "spans")[0].id == "meeting_d-s0"  # splits follow the source
+
+
+def test_document_source_cuts_to_budget_and_unknown_source_fails(qmsum_root, tokenizer):
+    examples = build_task_examples(qmsum_root, "val", "document", tokenizer, budget=20)
+    assert len(examples) == 5 and all(len(tokenizer(e.passage)["input_ids"]) <= 20 for e in examples)
+    with pytest.raises(QfsumError, match="unknown task source"):
+        build_task_examples(qmsum_root, "val", "bogus", tokenizer)
+
+
+def test_task_file_round_trip(tmp_path):
+    path = write_task_file(tmp_path / "t.jsonl", TRAIN)
+    assert is_task_file(path) and read_task_file(path) == TRAIN
+    assert build_task_examples(path, None, limit=2) == TRAIN[:2]
+    (tmp_path / "bad.jsonl").write_text('{"passage": "x"}\n')
+    with pytest.raises(QfsumError, match="needs 'query' and 'passage'"):
+        read_task_file(tmp_path / "bad.jsonl")
+
+
+def test_prompt_is_cut_to_fit_and_keeps_the_query(tokenizer):
+    passage = "word " * 400
+    ids = prompt_ids(tokenizer, "Which word?", passage, max_tokens=300)
+    assert 290 <= len(ids) <= 300
+    assert "Which word?" in tokenizer.decode(ids)
+
+
+# -- answer-only loss -------------------------------------------------------------------------------
+
+
+def test_encode_masks_everything_but_the_answer(tokenizer):
+    example = TRAIN[1]
+    row = encode(tokenizer, example, max_prompt=512, max_target=32)
+    prompt = prompt_ids(tokenizer, example.query, example.passage, 512)
+    assert row["input_ids"][: len(prompt)] == prompt
+    assert row["labels"][: len(prompt)] == [IGNORE] * len(prompt)
+    answer = row["labels"][len(prompt):]
+    assert answer == row["input_ids"][len(prompt):] and answer[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(answer[:-1]) == example.target
+
+
+def test_sft_loss_is_the_cross_entropy_of_answer_tokens_only(tiny_bytes_dir, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    from qfsum.training.sft import sft_loss
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_bytes_dir)
+    rows = [encode(tokenizer, e, 512, 32) for e in TRAIN[:2]]
+    loss = sft_loss(model, rows, tokenizer.pad_token_id)
+    terms = []
+    for row in rows:  # one example at a time, no padding: CE of each answer token given everything before it
+        logits = model(input_ids=torch.tensor([row["input_ids"]])).logits[0]
+        for t, label in enumerate(row["labels"]):
+            if label != IGNORE:
+                terms.append(-torch.log_softmax(logits[t - 1], -1)[label])
+    assert loss.item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-4)
+
+
+# -- SFT runs, LoRA adapters --------------------------------------------------------------------------
+
+
+def test_sft_lora_run_saves_a_small_adapter_that_loads_on_its_base(tiny_bytes_dir, task_files, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from qfsum.assets import load_generator_uncached
+    from qfsum.training.sft import train_sft
+
+    train, val = task_files
+    out = tmp_path / "sft"
+    run = train_sft(_config(tiny_bytes_dir, train, val, out), progress=False, command="qfsum train sft ...")
+    assert run["status"] == "done" and run["step"] == 4
+    assert [h["step"] for h in run["history"]] == [2, 4] and run["best"]["step"] in (2, 4)
+    assert (out / "adapter_model.safetensors").exists() and not (out / "model.safetensors").exists()
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_bytes_dir)
+    assert "LoRA adapter" in (out / "README.md").read_text()
+    assert not (out / "checkpoint").exists() and not (out / "best").exists()
+    full = sum(p.stat().st_size for p in Path(tiny_bytes_dir).glob("*.safetensors"))
+    assert (out / "adapter_model.safetensors").stat().st_size < full / 2
+
+    merged, _ = load_generator_uncached(str(out), "float32")  # the path a pipeline's writer takes
+    wrapped = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_bytes_dir), str(out)).eval()
+    plain = AutoModelForCausalLM.from_pretrained(tiny_bytes_dir).eval()
+    ids = torch.tensor([[5, 60, 70, 80, 90]])
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, wrapped(ids).logits, atol=1e-4)
+        assert not torch.allclose(merged(ids).logits, plain(ids).logits, atol=1e-4)  # training changed it
+
+    again = train_sft(_config(tiny_bytes_dir, train, val, out), progress=False)
+    assert again.get("reported")  # a finished run is reported, not retrained
+    with pytest.raises(QfsumError, match="another training run"):
+        train_sft(_config(tiny_bytes_dir, train, val, out, lr=1e-3), progress=False)
+
+
+def test_interrupted_sft_resumes_from_its_checkpoint(tiny_bytes_dir, task_files, tmp_path, monkeypatch):
+    import qfsum.training.sft as sft
+
+    train, val = task_files
+    out = tmp_path / "resume"
+    calls = {"n": 0}
+    real = sft.sft_loss
+
+    def dies_at_step_three(model, batch, pad):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(model, batch, pad)
+
+    monkeypatch.setattr(sft, "sft_loss", dies_at_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        sft.train_sft(_config(tiny_bytes_dir, train, val, out, lora=False, lr=1e-3), progress=False)
+    assert json.loads((out / "qfsum_training.json").read_text())["step"] == 2
+    monkeypatch.setattr(sft, "sft_loss", real)
+    run = sft.train_sft(_config(tiny_bytes_dir, train, val, out, lora=False, lr=1e-3), progress=False)
+    assert run["step"] == 4 and (out / "model.safetensors").exists()
+    assert [h["step"] for h in run["history"]] == [2, 4]
+
+
+# -- DPO ------------------------------------------------------------------------------------------------
+
+
+def test_dpo_loss_on_hand_made_log_probabilities():
+    from qfsum.training.dpo import dpo_loss
+
+    chosen, rejected = torch.tensor([-10.0, -5.0]), torch.tensor([-12.0, -4.0])
+    ref_chosen, ref_rejected = torch.tensor([-11.0, -5.0]), torch.tensor([-11.0, -5.0])
+    # margins: (1 - (-1)) = 2 and (0 - 1) = -1; loss = mean(-log sigmoid(beta * margin))
+    expected = (-math.log(1 / (1 + math.exp(-0.2))) - math.log(1 / (1 + math.exp(0.1)))) / 2
+    assert dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=0.1).item() == pytest.approx(expected, rel=1e-6)
+    # equal to the reference: log 2, whatever beta
+    assert dpo_loss(ref_chosen, ref_rejected, ref_chosen, ref_rejected, beta=3.0).item() == pytest.approx(math.log(2))
+    policy = torch.tensor([-10.0], requires_grad=True)
+    dpo_loss(policy, torch.tensor([-10.0]), torch.tensor([-10.0]), torch.tensor([-10.0])).backward()
+    assert policy.grad.item() < 0  # raising the chosen answer's probability lowers the loss
+
+
+def test_answer_logprobs_sum_the_answer_tokens(tiny_bytes_dir):
+    from transformers import AutoModelForCausalLM
+
+    from qfsum.training.dpo import answer_logprobs
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_bytes_dir).eval()
+    prompts, answers = [[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14]]
+    with torch.no_grad():
+        got = answer_logprobs(model, prompts, answers, pad=0)
+        for i, (p, a) in enumerate(zip(prompts, answers)):
+            logp = torch.log_softmax(model(input_ids=torch.tensor([p + a])).logits[0], -1)
+            want = sum(logp[len(p) + j - 1, t] for j, t in enumerate(a))
+            assert got[i].item() == pytest.approx(want.item(), abs=1e-4)
+
+
+def test_dpo_run_builds_pairs_and_trains(tiny_bytes_dir, task_files, tmp_path, monkeypatch):
+    from qfsum.training import dpo
+    from qfsum.training.dpo import DPOOptions, load_reward, train_dpo
+
+    train, val = task_files
+    out = tmp_path / "dpo"
+    # A random model's answers share nothing with the passage; a pluggable reward still ranks them.
+    monkeypatch.setitem(dpo.REWARDS, "length", lambda answer, example: float(len(answer)))
+    options = DPOOptions(samples=3, max_new_tokens=8, temperature=1.5, reward="length")
+    run = train_dpo(_config(tiny_bytes_dir, train, val, out, max_steps=2, eval_steps=2), options, progress=False)
+    pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
+    assert pairs and run["data"]["pairs"] == len(pairs)
+    assert all(p["reward_chosen"] > p["reward_rejected"] and len(p["reference"]) == 2 for p in pairs)
+    assert run["status"] == "done" and (out / "adapter_model.safetensors").exists()
+    assert load_reward("qfsum.training.dpo:rouge_reward") is load_reward("rouge")
+    with pytest.raises(QfsumError, match="unknown reward"):
+        load_reward("nope")
+
+
+# -- distillation -------------------------------------------------------------------------------------
+
+
+def test_kl_loss_is_zero_against_itself_and_matches_the_definition(tiny_bytes_dir, tokenizer):
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from qfsum.training.distill import kl_loss
+
+    student = AutoModelForCausalLM.from_pretrained(tiny_bytes_dir)
+    torch.manual_seed(1)
+    teacher = LlamaForCausalLM(LlamaConfig(**{**student.config.to_dict(), "num_hidden_layers": 1})).eval()
+    ids = torch.tensor([[5, 60, 70, 80, 90, 100]])
+    mask = torch.tensor([[0, 0, 1, 1, 1, 0]])
+    s_logits = student(ids).logits
+    with torch.no_grad():
+        t_logits = teacher(ids).logits
+    assert kl_loss(s_logits, s_logits.detach(), mask, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    loss = kl_loss(s_logits, t_logits, mask, 2.0)
+    p = torch.softmax(t_logits / 2, -1)
+    manual = 4 * (p * (torch.log(p) - torch.log_softmax(s_logits / 2, -1))).sum(-1)[0, 2:5].mean()
+    assert loss.item() == pytest.approx(manual.item(), rel=1e-4) and loss.item() > 0
+    loss.backward()
+    assert student.lm_head.weight.grad is not None and student.lm_head.weight.grad.abs().sum() > 0
+
+
+def test_token_level_distillation_run(tiny_bytes_dir, task_files, tmp_path):
+    from qfsum.training.distill import DistillOptions, train_distill
+
+    train, val = task_files
+    out = tmp_path / "distill"
+    options = DistillOptions(teacher=str(tiny_bytes_dir), mode="both", max_new_tokens=6)
+    run = train_distill(_config(tiny_bytes_dir, train, val, out, max_steps=2, eval_steps=2), options, progress=False)
+    assert run["status"] == "done" and run["data"]["mode"] == "both"
+    cached = read_task_file(out / "teacher.jsonl")  # sequence level: the teacher's answers became the targets
+    assert [e.id for e in cached] == [e.id for e in TRAIN if cached] and all(e.target for e in cached)
+
+
+def test_token_level_distillation_refuses_other_tokenizers(tiny_bytes_dir, tiny_causal_dir, task_files, tmp_path):
+    from qfsum.training.distill import DistillOptions, train_distill
+
+    train, val = task_files
+    options = DistillOptions(teacher=str(tiny_causal_dir), mode="token")
+    with pytest.raises(QfsumError, match="share a tokenizer"):
+        train_distill(_config(tiny_bytes_dir, train, val, tmp_path / "d"), options, progress=False)
