@@ -217,30 +217,14 @@ def write_report(rows: list[dict[str, Any]], config: SegEncBenchConfig, command:
 
 def plot(rows: list[dict[str, Any]], config: SegEncBenchConfig, path: Path, meta: dict[str, Any]) -> None:
     """Log-log encoder time and activation memory against document tokens, one line per encoder."""
-    import matplotlib
+    from .plotting import loglog_panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for name in config.encoders:
-        done = [r for r in rows if r["encoder"] == name and r["status"] == "ok"]
-        if done:
-            x = [r["tokens"] for r in done]
-            left.plot(x, [r["seconds"] for r in done], "o-", label=name)
-            right.plot(x, [max(float(c), 1.0) for c in (_cells(r)[6] for r in done)], "o-", label=name)
-    for axis, title in ((left, "encoder time (s)"), (right, "activation memory (MiB)")):
-        axis.set_xscale("log", base=2)
-        axis.set_yscale("log")
-        axis.set_xlabel("document tokens")
-        axis.set_title(title)
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend()
-    fig.suptitle(f"SegEnc ({config.segment_length}-token windows) vs full attention, same encoder — "
-                 f"{meta['machine']}, {meta['date']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    done = {name: [r for r in rows if r["encoder"] == name and r["status"] == "ok"] for name in config.encoders}
+    time_lines = {name: ([r["tokens"] for r in d], [r["seconds"] for r in d]) for name, d in done.items()}
+    memory_lines = {name: ([r["tokens"] for r in d], [max(float(_cells(r)[6]), 1.0) for r in d]) for name, d in done.items()}
+    loglog_panels(path, [("encoder time (s)", time_lines), ("activation memory (MiB)", memory_lines)], "document tokens",
+                  f"SegEnc ({config.segment_length}-token windows) vs full attention, same encoder — "
+                  f"{meta['machine']}, {meta['date']}")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
