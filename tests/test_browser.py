@@ -33,7 +33,7 @@ if not Path(CHROMIUM).exists():
 @pytest.fixture(scope="module")
 def server_url():
     pipeline = Pipeline.load(os.environ.get("QFSUM_WEB_PIPELINE", "extractive-bm25"))
-    with serve_in_thread(create_app(pipeline, ServerConfig())) as url:
+    with serve_in_thread(create_app(pipeline, ServerConfig(deadline_s=600))) as url:  # slow CPUs: no 504s
         yield url
 
 

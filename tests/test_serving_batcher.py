@@ -69,7 +69,7 @@ def test_requests_queued_while_busy_share_one_batch():
         batcher, first = await _blocked_batcher(run, max_batch_size=8, metrics=metrics)
         waiting = [asyncio.create_task(batcher.submit([(DOC, f"q{i}")], LONG)) for i in range(5)]
         await _until(lambda: batcher.queue_depth == 5)
-        assert metrics.queue_depth._value.get() == 5
+        assert metrics.registry.get_sample_value("qfsum_queue_depth") == 5
         run.gate.set()
         results = await asyncio.gather(first, *waiting)
         await batcher.stop()
@@ -79,7 +79,7 @@ def test_requests_queued_while_busy_share_one_batch():
     assert run.batches == [["first"], ["q0", "q1", "q2", "q3", "q4"]]
     assert [r[0].batch_size for r in results] == [1, 5, 5, 5, 5, 5]
     assert [r[0].summary.text for r in results[1:]] == ["Q0", "Q1", "Q2", "Q3", "Q4"]  # each gets its own answer
-    assert metrics.batch_size._sum.get() == 6
+    assert metrics.registry.get_sample_value("qfsum_batch_size_sum") == 6
 
 
 def test_batches_never_exceed_the_max_size_and_keep_order():
