@@ -220,3 +220,26 @@ def test_any_body_gets_a_valid_answer_or_one_clear_422_never_a_500(client, body)
     for answer in data.answers:
         for e in answer.evidence:  # offsets always index the document text the server read
             assert document[e.start : e.end] == e.text or data.document is None
+
+
+def test_serve_cli_refuses_a_busy_port_in_one_line_before_loading(capsys):
+    import socket
+
+    from conftest import assert_one_error_line, cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = cli(capsys, "serve", "--pipeline", "no-such-pipeline", "--port", port)
+    assert "cannot listen on 127.0.0.1" in assert_one_error_line(code, err)
+
+
+@pytest.mark.parametrize(("args", "message"), [(["--max-batch-size", "0"], "--max-batch-size must be >= 1"),
+                                               (["--deadline", "0"], "--deadline"),
+                                               (["--port", "70000"], "--port must be 0-65535")])
+def test_serve_cli_bad_flags_are_one_line_errors(capsys, args, message):
+    from conftest import assert_one_error_line, cli
+
+    code, _, err = cli(capsys, "serve", *args)
+    assert message in assert_one_error_line(code, err)

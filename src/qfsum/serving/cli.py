@@ -58,11 +58,12 @@ def _is_loopback(host: str) -> bool:
 def serve(args: argparse.Namespace) -> None:
     """`qfsum serve`: the body of the command."""
     from .app import create_app
-    from .server import run
+    from .server import check_bindable, run
 
     config = server_config(args)
     if not 0 <= args.port <= 65535:
         raise QfsumError(f"--port must be 0-65535, got {args.port}")
+    check_bindable(args.host, args.port)
     if not _is_loopback(args.host) and config.api_key is None:
         print(f"qfsum: warning: serving on {args.host} without {API_KEY_ENV}: anyone who can reach it may use it",
               file=sys.stderr)
