@@ -312,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = train.add_parser("locost", help="LOCOST: gap-sentence pre-training on any text, or query-focused fine-tuning")
     locost_training.add_arguments(p)
     p.set_defaults(func=locost_training.train)
+    from .training import realtime_cli  # light at import: torch loads when the command runs
+
+    realtime_cli.add_sft_arguments(train.add_parser("sft", help="fine-tune the real-time writer (LoRA or full), answer-only loss"))
+    realtime_cli.add_distill_arguments(train.add_parser("distill", help="distil a teacher model or pipeline into the real-time writer"))
+    realtime_cli.add_dpo_arguments(train.add_parser("dpo", help="DPO on sampled answers ranked by a reward (ROUGE by default)"))
 
     bench = sub.add_parser("bench", help="benchmarks that print figures (not tests)").add_subparsers(
         dest="which", required=True)
@@ -333,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = bench.add_parser("serve", help="HTTP load on loopback: micro-batched vs naive server, 1/8/64 clients")
     serve_bench.add_arguments(p)
     p.set_defaults(func=serve_bench.bench_serve)
+    realtime_cli.add_decode_bench_arguments(bench.add_parser("decode", help="lookahead vs greedy decoding: speedup, identical outputs, batched throughput"))
     p = bench.add_parser("batch", help="batch-job throughput: one process vs local Ray, on QMSum requests")
     batch_cli.add_bench_arguments(p)
     p.set_defaults(func=batch_cli.bench_batch)

@@ -43,6 +43,7 @@ class WriterConfig:
     num_beams: int = 1  # generative: 1 = greedy
     batch_size: int = 4  # generative: queries per generate() call
     dtype: str = "auto"  # generative: auto (bf16 where the hardware has it), float32, bfloat16, float16
+    decoding: str = "greedy"  # generative causal LMs: greedy | lookahead (same output, fewer forward passes)
 
     def __post_init__(self) -> None:
         if self.kind not in WRITER_KINDS:

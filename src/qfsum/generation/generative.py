@@ -38,6 +38,8 @@ class GenerativeWriter:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._overhead = len(self._prompt_ids("", "x")) - 1  # template tokens besides evidence and query
+        if config.decoding not in ("greedy", "lookahead") or (config.decoding == "lookahead" and config.num_beams > 1):
+            raise QfsumError(f"decoding must be greedy or lookahead (lookahead needs num_beams 1), got '{config.decoding}'")
 
     # -- prompt ---------------------------------------------------------------------------
     def _prompt_ids(self, evidence: str, query: str) -> list[int]:
@@ -79,6 +81,8 @@ class GenerativeWriter:
         return drafts
 
     def _generate(self, batch: list[list[int]]) -> list[str]:
+        if self.config.decoding == "lookahead" and not self.is_seq2seq:
+            return self._generate_lookahead(batch)
         input_ids, attention_mask = self._pad(batch)
         output = self.model.generate(
             input_ids=input_ids,
@@ -92,6 +96,15 @@ class GenerativeWriter:
         )
         new_tokens = output if self.is_seq2seq else output[:, input_ids.shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def _generate_lookahead(self, batch: list[list[int]]) -> list[str]:
+        """Greedy answers with lookahead decoding (`generation.lookahead`), the same knobs applied."""
+        from .lookahead import lookahead_generate, writer_processors
+
+        processors = writer_processors(self.config.no_repeat_ngram_size, self.config.repetition_penalty)
+        outputs = lookahead_generate(self.model, batch, self.config.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                                     eos_token_id=self.model.generation_config.eos_token_id, processors=processors)
+        return [t.strip() for t in self.tokenizer.batch_decode(outputs, skip_special_tokens=True)]
 
     def _pad(self, batch: list[list[int]]) -> tuple[Any, Any]:
         """Pad to one length: on the left for decoder-only models so generation continues the prompt."""

@@ -109,6 +109,18 @@ class Drafter:
         return self.tokens[start : start + limit] if start is not None else []
 
 
+def writer_processors(no_repeat_ngram_size: int = 0, repetition_penalty: float = 1.0) -> list[Processor]:
+    """The `transformers` logits processors `generate()` applies for these two knobs (none when off)."""
+    from transformers import NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
+
+    processors: list[Processor] = []
+    if repetition_penalty != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(repetition_penalty))
+    if no_repeat_ngram_size > 0:
+        processors.append(NoRepeatNGramLogitsProcessor(no_repeat_ngram_size))
+    return processors
+
+
 @dataclass
 class _Row:
     """One request being decoded."""
