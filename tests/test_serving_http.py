@@ -52,12 +52,18 @@ def body(query: str, **options) -> dict:
     return {"document": PLAIN_TEXT, "queries": [query], "options": options}
 
 
+def post_first(pool: ThreadPoolExecutor, url: str, gated: GatedPipeline):
+    """Send a first request and wait until it holds the worker (blocked on the gate)."""
+    first = pool.submit(httpx.post, f"{url}/v1/summarize", json=body("bridge?"), timeout=60)
+    wait_for(gated.entered.is_set)
+    return first
+
+
 def test_concurrent_http_requests_are_answered_in_one_batch(extractive):
     gated = GatedPipeline(extractive)
     app = create_app(gated, ServerConfig(max_batch_size=16, max_wait_ms=0))
     with serve_in_thread(app) as url, ThreadPoolExecutor(8) as pool:
-        first = pool.submit(httpx.post, f"{url}/v1/summarize", json=body("bridge?"), timeout=60)
-        wait_for(gated.entered.is_set)
+        first = post_first(pool, url, gated)
         others = [pool.submit(httpx.post, f"{url}/v1/summarize", json=body(f"library {i}?"), timeout=60)
                   for i in range(6)]
         wait_for(lambda: app.state.runner.queue_depth == 6)
@@ -75,8 +81,7 @@ def test_full_queue_answers_429_with_retry_after(extractive):
     gated = GatedPipeline(extractive)
     app = create_app(gated, ServerConfig(max_batch_size=4, max_wait_ms=0, max_queue=2, deadline_s=30))
     with serve_in_thread(app) as url, ThreadPoolExecutor(4) as pool:
-        first = pool.submit(httpx.post, f"{url}/v1/summarize", json=body("bridge?"), timeout=60)
-        wait_for(gated.entered.is_set)
+        first = post_first(pool, url, gated)
         queued = pool.submit(httpx.post, f"{url}/v1/summarize",
                              json={"document": PLAIN_TEXT, "queries": ["a?", "b?"]}, timeout=60)
         wait_for(lambda: app.state.runner.queue_depth == 2)
@@ -95,8 +100,7 @@ def test_a_request_past_its_deadline_gets_504(extractive):
     gated = GatedPipeline(extractive)
     app = create_app(gated, ServerConfig(max_wait_ms=0, deadline_s=30))
     with serve_in_thread(app) as url, ThreadPoolExecutor(2) as pool:
-        first = pool.submit(httpx.post, f"{url}/v1/summarize", json=body("bridge?"), timeout=60)
-        wait_for(gated.entered.is_set)
+        first = post_first(pool, url, gated)
         late = httpx.post(f"{url}/v1/summarize", json=body("d?", timeout_s=0.05), timeout=60)
         gated.gate.set()
         assert first.result().status_code == 200
