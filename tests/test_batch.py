@@ -162,7 +162,7 @@ def test_records_without_id_are_named_by_line(tmp_path):
         ('{"id": "a", "document": "x", "query": "q"}\n{oops\n', "in.jsonl:2: malformed JSON"),
         ('{"id": "a", "document": "x"}\n', "in.jsonl:1: needs a non-empty 'query'"),
         ('[1, 2]\n', "in.jsonl:1: expected a JSON object"),
-        ("\n\n", "the file is empty"),
+        ("\n\n", "no records (the file is empty)"),
     ],
 )
 def test_bad_input_fails_fast_with_the_line(tmp_path, content, message):
@@ -195,3 +195,15 @@ def test_batch_cli_user_errors_are_one_line(tmp_path, capsys, jsonl_path, args, 
     code, _, err = cli(capsys, "batch", *args, "--output", tmp_path / "o.jsonl", "--executor", "local",
                        "--no-progress")
     assert message in assert_one_error_line(code, err)
+
+
+def test_inputs_over_the_one_document_size_limit_are_read(tmp_path, monkeypatch):
+    import qfsum.readers
+
+    monkeypatch.setattr(qfsum.readers, "MAX_FILE_BYTES", 100)  # a corpus is not one document
+    data = write_jsonl(tmp_path / "in.jsonl", many_records(5))
+    assert data.stat().st_size > 100
+    assert [r.id for r in read_records(data)] == [f"r{i:03d}" for i in range(5)]
+    (tmp_path / "bin.jsonl").write_bytes(b'{"id": "a", "document": "x", "query": "q"}\n\x00\xff\n')
+    with pytest.raises(QfsumError, match="bin.jsonl:2: looks like a binary file"):
+        read_records(tmp_path / "bin.jsonl")

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from ..errors import QfsumError
-from ..readers import _jsonl_records, jsonl_example
+from ..readers import decode_text, jsonl_example
 from .parts import PartStore
 
 
@@ -74,6 +74,25 @@ def load_pipeline(spec: str) -> BatchPipeline:
     return Pipeline.load(spec)
 
 
+def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of every non-empty line, streamed: a corpus may be far larger than
+    the size limit of one document, so the readers' whole-file JSONL reader does not fit here."""
+    if not path.is_file():
+        raise QfsumError(f"{path}: no such file")
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):  # JSON strings hold no raw newline: b"\n" splits records
+            line = decode_text(raw, f"{path}:{lineno}")
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise QfsumError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
+            if not isinstance(data, dict):
+                raise QfsumError(f"{path}:{lineno}: expected a JSON object")
+            yield lineno, data
+
+
 def read_records(path: str | Path) -> list[Record]:
     """Every record of a JSONL file, validated (one-line errors name the line); ids must be unique.
 
@@ -84,7 +103,7 @@ def read_records(path: str | Path) -> list[Record]:
         raise QfsumError(f"{path}: expected a .jsonl file (one request per line)")
     records: list[Record] = []
     seen: dict[str, int] = {}
-    for lineno, data in _jsonl_records(path):  # the readers' JSONL parsing and its one-line errors
+    for lineno, data in _json_lines(path):
         where = f"{path}:{lineno}"
         id = str(data.get("id", f"line-{lineno}"))
         jsonl_example({**data, "id": id}, where)  # validate now: a bad line fails fast, not hours in
@@ -92,6 +111,8 @@ def read_records(path: str | Path) -> list[Record]:
             raise QfsumError(f"{where}: duplicate id '{id}' (first on line {seen[id]})")
         seen[id] = lineno
         records.append(Record(id, json.dumps(data, ensure_ascii=False)))
+    if not records:
+        raise QfsumError(f"{path}: no records (the file is empty)")
     return records
 
 
