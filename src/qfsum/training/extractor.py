@@ -17,9 +17,6 @@ checkpoint (rerunning the same command resumes from it) and `best/` the best mod
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import shutil
 import time
 from collections.abc import Sequence
@@ -52,13 +49,13 @@ from ..readers import read_examples
 from ..retrieval.labels import LABEL_METRICS, check_metrics, load_or_build_labels
 from ..segment import Segmenter, SegmenterConfig
 from .callbacks import LossProgress, RunBookkeeping
+from .runs import last_checkpoint, machine, previous_run, write_run
 from .card import write_model_card
 from .pairs import Labelled, PairConfig, dpr_triples, positives, regression_pairs
 from .validation import ExtractorEvaluator, sample_examples
 
 KINDS = ("relreg", "relregtt", "dpr")
 PROMPTS = {"query": "query: ", "passage": "passage: "}  # the towers' markers, saved with the model
-RUN_FILE = "qfsum_training.json"
 CHECKPOINTS, BEST = "checkpoints", "best"
 
 
@@ -197,45 +194,6 @@ def column_prompts(kind: str) -> dict[str, str] | None:
     return {"query": PROMPTS["query"], "positive": PROMPTS["passage"], "negative": PROMPTS["passage"]}
 
 
-# -- run bookkeeping --------------------------------------------------------------------------------
-
-
-def _read_run(out: Path) -> dict[str, Any] | None:
-    path = out / RUN_FILE
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        raise QfsumError(f"{path}: unreadable; remove {out} or pick another --out") from None
-
-
-def _write_run(out: Path, run: dict[str, Any]) -> None:
-    staging = out / f".{RUN_FILE}.tmp"
-    staging.write_text(json.dumps(run, indent=2) + "\n")
-    staging.replace(out / RUN_FILE)
-
-
-def _last_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint (a kill while saving leaves one without its trainer state)."""
-    if not folder.is_dir():
-        return None
-    found = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
-
-
-def _machine() -> str:
-    """The device that trained, for the model card: GPU name, or CPU model and cores."""
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (CUDA)"
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        name = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        name = platform.processor() or platform.machine()
-    return f"{name}, {os.cpu_count()} cores (CPU)"
-
-
 # -- training ----------------------------------------------------------------------------------------
 
 
@@ -303,15 +261,9 @@ def train_extractor(
     model card; `callbacks` are extra `transformers.TrainerCallback`s.
     """
     out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise QfsumError(f"{out}: exists and is not a directory")
-    previous = _read_run(out)
-    if previous is not None and previous.get("config") != config.identity():
-        raise QfsumError(f"{out}: holds another training run (different options); pick another --out")
+    previous = previous_run(out, config.identity())
     if previous is not None and previous.get("status") == "done":
         return {**previous, "reported": True}  # finished before: nothing to do
-    if previous is None and out.is_dir() and any(out.iterdir()):
-        raise QfsumError(f"{out}: is not empty and holds no qfsum training run; pick another --out")
     resolve(config.base)  # fail now, not after minutes of labelling, on a model that cannot be found
     evaluator = _validation(config, progress)
     examples = [e for e in read_examples(config.data, config.split) if e.references]
@@ -331,18 +283,18 @@ def train_extractor(
         "rows": len(columns["query"]),
         "validation_examples": len(evaluator.examples) if evaluator else 0,
     }
-    run["machine"] = _machine()
-    _write_run(out, run)
+    run["machine"] = machine()
+    write_run(out, run)
 
     transformers.set_seed(config.seed)  # the fresh head of the cross-encoder: same run, same start
     model = build_model(config)
     started = time.perf_counter()
-    bookkeeping = RunBookkeeping(run, out / BEST, lambda: _write_run(out, run),
+    bookkeeping = RunBookkeeping(run, out / BEST, lambda: write_run(out, run),
                                  lambda: run["seconds_before"] + time.perf_counter() - started)
     trainer = _trainer(config, model, datasets.Dataset.from_dict(columns), evaluator,
                        _arguments(config, out, evaluator is not None),
                        [bookkeeping, *([LossProgress()] if progress else []), *callbacks])
-    checkpoint = _last_checkpoint(out / CHECKPOINTS)
+    checkpoint = last_checkpoint(out / CHECKPOINTS)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if evaluator is not None and not any(h["step"] == trainer.state.global_step for h in run["history"]):
         trainer.evaluate()  # the end of training is always validated (and may be the best)
@@ -367,6 +319,6 @@ def _finish(out: Path, run: dict[str, Any], trainer: Any, config: ExtractorTrain
     run["train_loss"] = [
         {"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h
     ]
-    _write_run(out, run)
+    write_run(out, run)
     write_model_card(out, run)
     return run
