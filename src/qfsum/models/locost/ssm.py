@@ -101,15 +101,15 @@ class SSMKernel(nn.Module):
         support = self.support(length, channels)
         if support < length:
             return F.pad(self(support, channels), (0, length - support))
-        dt = _wide(self.log_dt[channels]).exp()[:, None]
-        log_mag, angle = -_wide(self.log_neg_re[channels]).exp() * dt, _wide(self.lambda_im[channels]) * dt  # (h, N): log|lambda|, arg
+        log_lam = self.log_lambda(channels)
+        log_mag, angle = log_lam.real, log_lam.imag  # (h, N): log|lambda|, arg lambda
         b, c = self.weights(channels)
         w = c * b  # (h, N)
         block = max(1, math.isqrt(length - 1) + 1)  # T >= sqrt(L)
         blocks = -(-length // block)  # J
-        t = torch.arange(block, dtype=dt.dtype, device=dt.device)
+        t = torch.arange(block, dtype=log_mag.dtype, device=log_mag.device)
         starts = t.new_tensor(range(0, blocks * block, block))
-        channels_n = dt.shape[0]
+        channels_n = log_mag.shape[0]
         # lambda^t in polar form, laid out [Re; Im] along the state axis: (h, 2N, T)
         inner = torch.polar(torch.exp(log_mag[:, :, None] * t), angle[:, :, None] * t)  # (h, N, T)
         right = torch.view_as_real(inner).permute(0, 3, 1, 2).reshape(channels_n, -1, block)
