@@ -7,6 +7,9 @@ Q=${QFSUM:-.venv/bin/qfsum}
 for scorer in lead bm25 dense hybrid gold; do
   $Q evaluate-extractor --data "$DATA" --split val --scorer $scorer --out runs/extractor-$scorer-val --no-progress
 done
+for scorer in lead bm25 dense hybrid; do
+  $Q evaluate-extractor --data "$DATA" --split val --scorer $scorer --segment 256:minilm --out runs/extractor-$scorer-w256-val --no-progress
+done
 for split in val test; do
   for p in extractive-lead extractive-bm25 extractive-dense extractive default; do
     $Q evaluate --data "$DATA" --split $split --pipeline $p --out runs/evaluate-$p-$split --no-progress

@@ -10,7 +10,22 @@ import sys
 from pathlib import Path
 
 PIPELINES = ("extractive-lead", "extractive-bm25", "extractive-dense", "extractive", "default")
-SCORERS = ("lead", "bm25", "dense", "hybrid", "gold")
+EXTRACTORS = (  # (folder under runs/, scorer as shown, segments)
+    ("extractor-lead-val", "lead", "turn"),
+    ("extractor-bm25-val", "bm25", "turn"),
+    ("extractor-dense-val", "dense", "turn"),
+    ("extractor-hybrid-val", "hybrid", "turn"),
+    ("extractor-relregtt-1k-val", "RelRegTT, 1000 steps", "turn"),
+    ("extractor-dpr-turn-val", "DPR, 150 steps", "turn"),
+    ("extractor-relreg-turn-val", "RelReg, 200 steps", "turn"),
+    ("extractor-gold-val", "gold", "turn"),
+    ("extractor-lead-w256-val", "lead", "256 tokens"),
+    ("extractor-bm25-w256-val", "bm25", "256 tokens"),
+    ("extractor-dense-w256-val", "dense", "256 tokens"),
+    ("extractor-hybrid-w256-val", "hybrid", "256 tokens"),
+    ("extractor-relregtt-1k-w256-val", "RelRegTT, 1000 steps (trained on turns)", "256 tokens"),
+    ("extractor-relreg-w256-val", "RelReg, 200 steps", "256 tokens"),
+)
 
 
 def load(path: Path) -> dict | None:
@@ -29,14 +44,14 @@ def main() -> None:
                       f"| {m['rougeL']:.2f} | {m['n']} | {m['seconds']:.0f} |")
     print()
     cols = [f"{k}_{r}" for k in ("top1", "top5", "top15", "topall") for r in ("rouge1", "rouge2", "rougeL")]
-    print("| scorer | " + " | ".join(c.replace("_rouge", " R-") for c in cols)
+    print("| scorer | segments | " + " | ".join(c.replace("_rouge", " R-") for c in cols)
           + " | top1 words | top5 words | top15 words | topall words | span P | span R | n |")
-    print("| --- |" + " ---: |" * (len(cols) + 7))
-    for scorer in SCORERS:
-        m = load(runs / f"extractor-{scorer}-val" / "metrics.json")
+    print("| --- | --- |" + " ---: |" * (len(cols) + 7))
+    for folder, scorer, segments in EXTRACTORS:
+        m = load(runs / folder / "metrics.json")
         if m:
             words = [f"{m[f'{k}_words']:.0f}" for k in ("top1", "top5", "top15", "topall")]
-            print(f"| {scorer} | " + " | ".join(f"{m[c]:.2f}" for c in cols) + " | " + " | ".join(words)
+            print(f"| {scorer} | {segments} | " + " | ".join(f"{m[c]:.2f}" for c in cols) + " | " + " | ".join(words)
                   + f" | {m.get('span_precision', float('nan')):.2f} | {m.get('span_recall', float('nan')):.2f} | {m['n']} |")
 
 
