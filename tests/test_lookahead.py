@@ -164,3 +164,27 @@ def test_packaged_smollm2_lookahead_equals_greedy(qmsum_root):
     one = [lookahead_generate(model, [p], 24, pad_token_id=eos, eos_token_id=eos)[0] for p in prompts]
     assert one == expected
     assert lookahead_generate(model, prompts, 24, pad_token_id=eos, eos_token_id=eos) == expected
+
+
+def test_decode_bench_on_a_tiny_model(tiny_bytes_dir, tmp_path):
+    from qfsum.bench.decode import DecodeBenchConfig, format_table, run_decode_bench, write_result
+    from qfsum.training.taskdata import TaskExample, write_task_file
+
+    data = write_task_file(tmp_path / "task.jsonl", [
+        TaskExample(f"e{i}", f"What is {i}?", f"{i} is a number. " * (i + 1), "") for i in range(3)])
+    config = DecodeBenchConfig(data=str(data), split=None, model=str(tiny_bytes_dir), limit=3, max_new_tokens=6,
+                               batch_sizes=(1, 2), dtype="float32")
+    result = run_decode_bench(config, progress=False)
+    rows = {(r["method"], r["batch"]): r for r in result["rows"]}
+    assert set(rows) == {("greedy", 1), ("lookahead", 1), ("lookahead", 2), ("greedy", 2)}
+    assert all(r["identical"] == 3 for r in rows.values())  # float32: every method writes greedy's tokens
+    assert rows[("greedy", 1)]["speedup"] == 1.0
+    assert "lookahead" in format_table(result)
+    assert write_result(result, tmp_path / "out").exists()
+
+
+def test_decode_bench_cli_rejects_bad_batch_sizes(capsys, tmp_path):
+    from conftest import assert_one_error_line, cli
+
+    code, _, err = cli(capsys, "bench", "decode", "--data", tmp_path, "--batch-sizes", "1,x")
+    assert "--batch-sizes" in assert_one_error_line(code, err)

@@ -278,3 +278,14 @@ def test_token_level_distillation_refuses_other_tokenizers(tiny_bytes_dir, tiny_
     options = DistillOptions(teacher=str(tiny_causal_dir), mode="token")
     with pytest.raises(QfsumError, match="share a tokenizer"):
         train_distill(_config(tiny_bytes_dir, train, val, tmp_path / "d"), options, progress=False)
+
+
+def test_cli_errors_are_one_line(capsys, task_files, tmp_path):
+    from conftest import assert_one_error_line, cli
+
+    train, _ = task_files
+    code, _, err = cli(capsys, "train", "sft", "--data", train, "--out", tmp_path / "x")
+    assert "validation would read the training file" in assert_one_error_line(code, err)
+    code, _, err = cli(capsys, "train", "dpo", "--model", "smollm2", "--data", train, "--out", tmp_path / "y",
+                       "--val-split", "none", "--samples", "1")
+    assert "at least 2 samples" in assert_one_error_line(code, err)
