@@ -289,3 +289,15 @@ def test_cli_errors_are_one_line(capsys, task_files, tmp_path):
     code, _, err = cli(capsys, "train", "dpo", "--model", "smollm2", "--data", train, "--out", tmp_path / "y",
                        "--val-split", "none", "--samples", "1")
     assert "at least 2 samples" in assert_one_error_line(code, err)
+
+
+def test_bench_task_scores_a_model_on_task_examples(capsys, tiny_bytes_dir, task_files, tmp_path):
+    from conftest import cli
+
+    _, val = task_files
+    code, out, err = cli(capsys, "bench", "task", "--model", tiny_bytes_dir, "--data", val, "--max-new-tokens", "4",
+                         "--dtype", "float32", "--out", tmp_path / "t", "--no-progress")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert metrics["n"] == 1 and 0 <= metrics["rougeLsum"] <= 100
+    assert len((tmp_path / "t" / "predictions.jsonl").read_text().splitlines()) == 1

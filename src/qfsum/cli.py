@@ -339,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_bench.add_arguments(p)
     p.set_defaults(func=serve_bench.bench_serve)
     realtime_cli.add_decode_bench_arguments(bench.add_parser("decode", help="lookahead vs greedy decoding: speedup, identical outputs, batched throughput"))
+    realtime_cli.add_task_bench_arguments(bench.add_parser("task", help="ROUGE of a writer model on (query, passage) task examples"))
     p = bench.add_parser("batch", help="batch-job throughput: one process vs local Ray, on QMSum requests")
     batch_cli.add_bench_arguments(p)
     p.set_defaults(func=batch_cli.bench_batch)

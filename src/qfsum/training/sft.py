@@ -329,6 +329,6 @@ def train_sft(config: TrainConfig, progress: bool = True, command: str | None = 
     if not rows:
         raise QfsumError("no training examples with a reference answer")
     pad = tokenizer.pad_token_id
-    job = Job("sft", rows, lambda m, b: sft_loss(m, b, pad), val, {"examples": len(train), "source": config.source})
+    job = Job("sft", rows, lambda m, b: sft_loss(m, b, pad), val, {"examples": len(train)})
     return run_training(config, job, model, tokenizer, progress, command)
 
