@@ -126,3 +126,10 @@ def test_bfloat16_parameters_compute_in_float32_and_return_bfloat16():
     y = model.to(torch.bfloat16)(u.to(torch.bfloat16))
     assert y.dtype == torch.bfloat16
     torch.testing.assert_close(y.float(), reference, atol=0.1, rtol=0.05)
+
+
+def test_kernel_built_a_few_channels_at_a_time_is_the_same(monkeypatch, bissm):
+    whole = bissm.causal(50)
+    monkeypatch.setattr("qfsum.models.locost.ssm.KERNEL_CHUNK", 7 * 16)  # 1 channel per piece at T + J = 16
+    torch.testing.assert_close(bissm.causal(50), whole)
+    torch.testing.assert_close(bissm.causal(50, slice(1, 4)), whole[1:4])

@@ -28,6 +28,7 @@ from torch import nn
 from transformers import initialization as init
 
 ALL = slice(None)
+KERNEL_CHUNK = 2**22  # complex powers held at once while building kernels (32 MiB per array in complex64)
 
 
 def fft_size(minimum: int) -> int:
@@ -95,9 +96,15 @@ class SSMKernel(nn.Module):
         per channel, each made by one `torch.polar` from a real exponential and an angle (c b folded in
         as log|c b| and arg(c b)): a few fused passes, several times cheaper on CPU than complex exp.
 
-        Entries past `support()` are computed as zeros: there every state has decayed below eps^2 of its
+        Channels are built a few at a time (at most `KERNEL_CHUNK` powers), so these temporaries stay
+        small at any width. Entries past `support()` are computed as zeros: there every state has decayed below eps^2 of its
         start, so they are zero at this precision; this saves most of the work for fast-decaying channels.
         """
+        start, stop, _ = channels.indices(self.channels)
+        block = max(1, math.isqrt(length - 1) + 1)  # T >= sqrt(L)
+        step = max(1, KERNEL_CHUNK // (self.state_size * (block + -(-length // block))))
+        if stop - start > step:  # bound the (h, N, T) and (h, N, J) powers: build a few channels at a time
+            return torch.cat([self(length, slice(i, min(i + step, stop))) for i in range(start, stop, step)])
         support = self.support(length, channels)
         if support < length:
             return F.pad(self(support, channels), (0, length - support))
@@ -105,7 +112,6 @@ class SSMKernel(nn.Module):
         log_mag, angle = log_lam.real, log_lam.imag  # (h, N): log|lambda|, arg lambda
         b, c = self.weights(channels)
         w = c * b  # (h, N)
-        block = max(1, math.isqrt(length - 1) + 1)  # T >= sqrt(L)
         blocks = -(-length // block)  # J
         t = torch.arange(block, dtype=log_mag.dtype, device=log_mag.device)
         starts = t.new_tensor(range(0, blocks * block, block))
