@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -139,90 +138,47 @@ def gsg_data(data: str, split: str | None, out: Path, alpha: float, piece_words:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of `qfsum train locost`."""
+    """The options of `qfsum train locost`: its own, then the seq2seq trainer's with defaults for a new model."""
+    from .seq2seq_cli import add_trainer_arguments
+
     p.add_argument("--objective", required=True, choices=("gsg", "summarize"),
                    help="gsg: gap-sentence pre-training on a text corpus; summarize: query-focused fine-tuning")
     p.add_argument("--config", default="tiny", help=f"new model: a preset ({', '.join(PRESETS)}) or a JSON file of LocostConfig fields")
     p.add_argument("--init", default=None, help="continue from a saved LOCOST model (e.g. the GSG run's --out) instead")
-    p.add_argument("--data", required=True, help="gsg: folder of .txt, .txt, JSONL or QMSum; summarize: QMSum or JSONL")
-    p.add_argument("--out", required=True, help="output directory; rerunning the same command resumes there")
-    p.add_argument("--split", default="train", help="training split inside a QMSum folder (default train)")
-    p.add_argument("--val-split", default="val", help="summarize: validation split (default val), or none")
-    p.add_argument("--val-data", default=None, help="summarize: validation data if not --data")
     p.add_argument("--gsg-ratio", type=float, default=0.2, help="gsg: share of sentences that become the target (default 0.2)")
     p.add_argument("--piece-words", type=int, default=1024, help="gsg: documents are cut into pieces of this many words (default 1024)")
-    p.add_argument("--max-input", type=int, default=16384, help="input tokens read at most (default 16384)")
-    p.add_argument("--max-target", type=int, default=256, help="target tokens learned at most (default 256)")
-    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training examples (default 1)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
-    p.add_argument("--batch-size", type=int, default=4, help="examples per forward pass (default 4)")
-    p.add_argument("--grad-accum", type=int, default=1, help="forward passes per optimizer step (default 1)")
-    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4: a new model)")
-    p.add_argument("--warmup", type=float, default=0.05, help="fraction of steps with a rising learning rate (default 0.05)")
-    p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing (default 0)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32"), help="auto: bf16 mixed precision on a GPU that has it")
-    p.add_argument("--log-steps", type=int, default=5, help="loss shown every N steps (default 5)")
-    p.add_argument("--eval-steps", type=int, default=500, help="validate every N steps, and at the end (default 500)")
-    p.add_argument("--save-steps", type=int, default=200, help="checkpoint every N steps (default 200)")
-    p.add_argument("--val-limit", type=int, default=20, help="validation examples; 0 = all (default 20)")
-    p.add_argument("--beams", type=int, default=4, help="beam size of validation decoding (default 4)")
-    p.add_argument("--max-new-tokens", type=int, default=128, help="output length limit in validation (default 128)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_trainer_arguments(
+        p, data_help="gsg: folder of .txt, .txt, JSONL or QMSum; summarize: QMSum or JSONL",
+        epochs=1.0, batch_size=4, lr=5e-4, warmup=0.05, label_smoothing=0.0, log_steps=5, val_limit=20, max_new_tokens=128,
+    )
 
 
 def training_config(args: argparse.Namespace) -> Any:
     """The seq2seq trainer's config for `qfsum train locost` options (writes the GSG data first)."""
     _register()
     from .seq2seq import Seq2SeqTrainingConfig
+    from .seq2seq_cli import trainer_fields
 
     if args.init is None and args.config not in PRESETS and not Path(args.config).is_file():
         raise QfsumError(f"--config: '{args.config}' is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
-    out = Path(args.out)
     if args.objective == "gsg":
         if not 0 < args.gsg_ratio < 1:
             raise QfsumError(f"--gsg-ratio must be in (0, 1), got {args.gsg_ratio}")
-        train, val = gsg_data(args.data, args.split, out, args.gsg_ratio, args.piece_words, not args.no_progress)
-        data, split, val_data, val_split = str(train.resolve()), None, str(val.resolve()), "val"
+        train, val = gsg_data(args.data, args.split, Path(args.out), args.gsg_ratio, args.piece_words, not args.no_progress)
+        # the GSG files replace --data and the validation options
+        fields = trainer_fields(argparse.Namespace(**{**vars(args), "val_split": "none", "val_data": None}))
+        fields.update(data=str(train.resolve()), split=None, val_data=str(val.resolve()), val_split="val")
     else:
-        data = str(Path(args.data).resolve())
-        val_split = None if args.val_split.lower() == "none" else args.val_split
-        val_data = str(Path(args.val_data).resolve()) if args.val_data else None
-        if val_split and Path(data).is_file() and (val_data or data) == data:
-            raise QfsumError("validation would read the training file: give --val-data FILE or --val-split none")
-        split = args.split
+        fields = trainer_fields(args)
     base = args.config if args.config in PRESETS else str(Path(args.config).resolve())
-    return Seq2SeqTrainingConfig(
-        arch="locost", base=base, data=data, out=args.out, init=str(Path(args.init).resolve()) if args.init else None,
-        split=split, val_split=val_split, val_data=val_data, max_input=args.max_input, max_target=args.max_target,
-        epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
-        lr=args.lr, warmup=args.warmup, label_smoothing=args.label_smoothing, dtype=args.dtype,
-        log_steps=args.log_steps, eval_steps=args.eval_steps, save_steps=args.save_steps,
-        val_limit=args.val_limit or None, num_beams=args.beams, max_new_tokens=args.max_new_tokens, seed=args.seed,
-    )
+    return Seq2SeqTrainingConfig(arch="locost", base=base, init=str(Path(args.init).resolve()) if args.init else None,
+                                 **fields)
 
 
 def train(args: argparse.Namespace) -> None:
     """Run `qfsum train locost` and print where the model went, its loss and validation ROUGE."""
-    import shlex
-
-    from .runs import took
-    from .seq2seq import train_seq2seq
+    from .seq2seq_cli import run_training
 
     config = training_config(args)
-    try:
-        run = train_seq2seq(config, model=load_locost(config), progress=not args.no_progress,
-                            command="qfsum " + shlex.join(args.argv))
-    except KeyboardInterrupt:
-        print("qfsum: rerun the same command to resume from the last checkpoint", file=sys.stderr)
-        raise
-    if run.get("reported"):
-        print(f"{config.out}: this run is already trained; showing its results (remove the folder to retrain)")
-    losses = run.get("train_loss") or []
-    loss = f", loss {losses[0]['loss']:.3f} -> {losses[-1]['loss']:.3f}" if len(losses) > 1 else ""
-    print(f"locost ({args.objective}): {run['step']} steps on {run['data']['examples']} examples in {took(run['seconds'])}{loss}")
-    best = run.get("best")
-    if best:
-        print(f"best on validation (step {best['step']}): "
-              + "  ".join(f"{k} {best[k]:.2f}" for k in ("rouge1", "rouge2", "rougeLsum", "rouge_mean")))
-    print(f"wrote {config.out}/ (model, pipeline.json, README.md, qfsum_training.json)")
+    run_training(config, args, model=load_locost(config), label=f"locost ({args.objective})")
+

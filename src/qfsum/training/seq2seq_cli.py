@@ -14,10 +14,14 @@ from typing import Any
 from ..errors import QfsumError
 
 
-def add_trainer_arguments(p: argparse.ArgumentParser, **defaults: Any) -> None:
+def add_trainer_arguments(
+    p: argparse.ArgumentParser,
+    data_help: str = "QMSum folder, folder of meetings, .json meeting or .jsonl file",
+    **defaults: Any,
+) -> None:
     """The seq2seq trainer's options: data, schedule, precision, validation. `defaults` overrides
     the defaults by destination name (e.g. `lr=5e-4, epochs=1.0`)."""
-    p.add_argument("--data", required=True, help="QMSum folder, folder of meetings, .json meeting or .jsonl file")
+    p.add_argument("--data", required=True, help=data_help)
     p.add_argument("--out", required=True, help="output directory; rerunning the same command resumes there")
     p.add_argument("--split", default="train", help="training split inside a QMSum folder (default train)")
     p.add_argument("--val-split", default="val", help="validation split (default val), or none")
@@ -73,15 +77,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_trainer_arguments(p)
 
 
-def run_training(config: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Train (or resume) `config` as the command line asked, and print where the model went and how it scored."""
+def run_training(config: Any, args: argparse.Namespace, model: Any = None, label: str | None = None) -> dict[str, Any]:
+    """Train (or resume) `config` as the command line asked, and print where the model went and how it scored.
+
+    `model`: a model built by the caller (else the trainer builds `config.arch`); `label` names the run in the summary.
+    """
     import shlex
 
     from .runs import took
     from .seq2seq import train_seq2seq
 
     try:
-        run = train_seq2seq(config, progress=not args.no_progress, command="qfsum " + shlex.join(args.argv))
+        run = train_seq2seq(config, model=model, progress=not args.no_progress, command="qfsum " + shlex.join(args.argv))
     except KeyboardInterrupt:
         print("qfsum: rerun the same command to resume from the last checkpoint", file=sys.stderr)
         raise
@@ -89,7 +96,7 @@ def run_training(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         print(f"{config.out}: this run is already trained; showing its results (remove the folder to retrain)")
     losses = run.get("train_loss") or []
     loss = f", loss {losses[0]['loss']:.3f} -> {losses[-1]['loss']:.3f}" if len(losses) > 1 else ""
-    print(f"{config.arch}: {run['step']} steps on {run['data']['examples']} examples in {took(run['seconds'])}{loss}")
+    print(f"{label or config.arch}: {run['step']} steps on {run['data']['examples']} examples in {took(run['seconds'])}{loss}")
     best = run.get("best")
     if best:
         print(f"best on validation (step {best['step']}): " + "  ".join(
