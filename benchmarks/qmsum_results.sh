@@ -15,3 +15,7 @@ for split in val test; do
     $Q evaluate --data "$DATA" --split $split --pipeline $p --out runs/evaluate-$p-$split --no-progress
   done
 done
+# the default writer over 256-token windows (benchmarks/pipelines/default-w256): two-stage with the best heuristic
+for split in val test; do
+  $Q evaluate --data "$DATA" --split $split --pipeline benchmarks/pipelines/default-w256 --out runs/evaluate-default-w256-$split --no-progress
+done

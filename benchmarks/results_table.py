@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-PIPELINES = ("extractive-lead", "extractive-bm25", "extractive-dense", "extractive", "default")
+PIPELINES = ("extractive-lead", "extractive-bm25", "extractive-dense", "extractive", "default", "default-w256")
 EXTRACTORS = (  # (folder under runs/, scorer as shown, segments)
     ("extractor-lead-val", "lead", "turn"),
     ("extractor-bm25-val", "bm25", "turn"),
