@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..errors import QfsumError
+
 
 def loglog_panels(path: Path, panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
                   xlabel: str, title: str) -> None:
     """Write a PNG with one log-log panel per `(panel title, {line label: (x, y)})`; empty lines are left out."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise QfsumError(f"no plot {path}: matplotlib is missing (pip install 'qfsum[bench]'); "
+                         "the table and JSON were written") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
