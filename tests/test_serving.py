@@ -204,9 +204,11 @@ _bodies = st.fixed_dictionaries({}, optional={
 })
 
 
-@hypothesis.settings(max_examples=150, deadline=None,
+# derandomize: the same 150 bodies on every run, so CI never fails by chance
+@hypothesis.settings(max_examples=150, deadline=None, derandomize=True,
                      suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
 @hypothesis.given(body=_bodies)
+@hypothesis.example(body={"queries": [], "options": {"\n": None}})  # a key with a newline once broke the one-line 422
 def test_any_body_gets_a_valid_answer_or_one_clear_422_never_a_500(client, body):
     r = client.post("/v1/summarize", json=body)
     assert r.status_code in (200, 422), (r.status_code, r.text)

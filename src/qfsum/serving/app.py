@@ -51,10 +51,12 @@ def _one_line(errors: list[dict]) -> str:
         if error.get("type") == "json_invalid":  # loc is (body, character offset)
             reason = (error.get("ctx") or {}).get("error", "")
             return f"the body is not valid JSON ({reason} at character {error['loc'][-1]})"
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        # keys come from the client and may hold newlines: show odd ones quoted and escaped
+        where = ".".join(p if isinstance(p, str) and p.isprintable() and p.strip() else repr(p)
+                         for p in error.get("loc", ()) if p != "body") or "body"
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{where}: {message}")
-    return "; ".join(parts)
+    return " ".join("; ".join(parts).split())  # one line, whatever the messages hold
 
 
 def create_app(pipeline: Pipeline, config: ServerConfig | None = None) -> FastAPI:
