@@ -1,7 +1,6 @@
 """Property-based tests (hypothesis): sentence spans, the segment round trip, budget selection.
 
-hypothesis is not in the `test` extra of pyproject.toml yet; without it this module is skipped
-(install it with `.venv/bin/pip install hypothesis`).
+hypothesis is in the `test` extra; without it this module is skipped. conftest.py derandomizes it.
 """
 
 from __future__ import annotations
