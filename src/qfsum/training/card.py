@@ -21,6 +21,11 @@ COLUMNS = (
 )
 
 
+def command_section(run: dict[str, Any]) -> list[str]:
+    """Model-card lines: the command that trained the model, then the validation heading."""
+    return ["", "Command:", "", "```bash", run.get("command") or "(Python API)", "```", "", "## Validation", ""]
+
+
 def _segment_option(segmenter: dict[str, Any]) -> str:
     """The `--segment` value that rebuilds this segmenter."""
     if segmenter["kind"] != "window":
@@ -98,15 +103,7 @@ def write_model_card(out: Path, run: dict[str, Any]) -> Path:
         f"learning rate {config['lr']}, warmup {config['warmup']}, max length {config['max_length']}, "
         f"precision {config['dtype']}",
         f"- {run['step']} steps in {took} on {run['machine']} ({run['sessions']} session(s))",
-        "",
-        "Command:",
-        "",
-        "```bash",
-        run.get("command") or "(Python API)",
-        "```",
-        "",
-        "## Validation",
-        "",
+        *command_section(run),
         val + ".",
         "",
         *_history(run),

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluation.rouge import ROUGE_KEYS
+from .card import command_section
 from .runs import took
 
 TITLES = {
@@ -57,15 +58,7 @@ def write_card(out: Path, run: dict[str, Any]) -> Path:
         f"learning rate {config['lr']}, warmup {config['warmup']}, prompt <= {config['max_prompt']} tokens, "
         f"answer <= {config['max_target']} tokens, precision {config['dtype']}, seed {config['seed']}",
         f"- {took(run['seconds'])} on {run['machine']}",
-        "",
-        "Command:",
-        "",
-        "```bash",
-        run.get("command") or "(Python API)",
-        "```",
-        "",
-        "## Validation",
-        "",
+        *command_section(run),
         f"{data['validation_examples']} examples of `{config['val_data'] or config['data']}` split "
         f"`{config['val_split']}`; greedy answers of at most {config['val_max_new_tokens']} tokens; ROUGE F1 x 100 "
         "against the reference (rouge-score, stemmed).",

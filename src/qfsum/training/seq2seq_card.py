@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .card import command_section
 from .runs import took
 
 TITLES = {
@@ -61,15 +62,7 @@ def write_model_card(out: Path, run: dict[str, Any]) -> Path:
         f"label smoothing {config['label_smoothing']}, gradient checkpointing {config['grad_checkpointing']}, "
         f"precision {config['dtype']}",
         f"- {run['step']} steps in {took(run['seconds'])} on {run['machine']} ({run['sessions']} session(s)){loss}",
-        "",
-        "Command:",
-        "",
-        "```bash",
-        run.get("command") or "(Python API)",
-        "```",
-        "",
-        "## Validation",
-        "",
+        *command_section(run),
         f"{data['validation_examples']} examples of `{val}` split `{config['val_split']}` (whole documents drawn "
         f"with seed {config['seed']}), {config['num_beams']}-beam search, at most {config['max_new_tokens']} new "
         "tokens; ROUGE F1 x 100 (rouge-score, stemmed; R-Lsum splits sentences, the papers' R-L).",
