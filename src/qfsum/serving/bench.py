@@ -179,7 +179,10 @@ def measure(pipeline: str, mode: str, clients: int, args: argparse.Namespace, bo
     server = ServerProcess(pipeline, mode == "naive", server_args, out / f"server-{Path(pipeline).name}-{mode}.log")
     try:
         server.wait_ready()
-        httpx.post(f"{server.url}/v1/summarize", json=bodies[0], timeout=START_TIMEOUT_S).raise_for_status()
+        warm_up = httpx.post(f"{server.url}/v1/summarize", json=bodies[0], timeout=START_TIMEOUT_S)
+        if warm_up.status_code != 200:  # e.g. 504: one request took longer than --deadline
+            raise QfsumError(f"{Path(pipeline).name} ({mode} server): the warm-up request got HTTP {warm_up.status_code}; "
+                             f"is the machine busy? (--deadline is {args.deadline:g} s)")
         before = server.batch_sizes()
         point = Point(pipeline, mode, clients)
         asyncio.run(_load(server.url, bodies, clients, args.duration, args.requests, point))
