@@ -24,7 +24,7 @@ EXTRACTORS = (  # (folder under runs/, scorer as shown, segments)
     ("extractor-dense-w256-val", "dense", "256 tokens"),
     ("extractor-hybrid-w256-val", "hybrid", "256 tokens"),
     ("extractor-relregtt-1k-w256-val", "RelRegTT, 1000 steps (trained on turns)", "256 tokens"),
-    ("extractor-relreg-w256-val", "RelReg, 200 steps", "256 tokens"),
+    ("extractor-relreg-w256-val", "RelReg, 400 steps (kept: step 200)", "256 tokens"),
 )
 
 
