@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +13,24 @@ from transformers.trainer_callback import ProgressCallback
 from .validation import PRIMARY_METRIC, REPORTED
 
 
-def validation_metrics(logs: dict[str, Any] | None) -> dict[str, float]:
-    """Our validation metrics from the Trainer's logs, where they carry an "eval_" prefix."""
-    return {k[5:]: float(v) for k, v in (logs or {}).items() if k.startswith("eval_") and k[5:] in REPORTED}
+def validation_metrics(logs: dict[str, Any] | None, reported: Sequence[str] = REPORTED) -> dict[str, float]:
+    """Our validation metrics (`reported`) from the Trainer's logs, where they carry an "eval_" prefix."""
+    return {k[5:]: float(v) for k, v in (logs or {}).items() if k.startswith("eval_") and k[5:] in reported}
 
 
 class LossProgress(ProgressCallback):
     """The Trainer's progress bar, with the running loss beside it and validation results below it."""
+
+    def __init__(self, reported: Sequence[str] = REPORTED) -> None:
+        super().__init__()
+        self.reported = reported
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.training_bar is None or not logs:
             return
         if "loss" in logs:
             self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
-        if shown := validation_metrics(logs):
+        if shown := validation_metrics(logs, self.reported):
             self.training_bar.write(f"step {state.global_step}: " + "  ".join(f"{k} {v:.2f}" for k, v in shown.items()))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +56,15 @@ def _usage(config: dict[str, Any], out: Path) -> list[str]:
     ]
 
 
-def _history(run: dict[str, Any]) -> list[str]:
+def history_table(run: dict[str, Any], columns: Sequence[tuple[str, str]] = COLUMNS) -> list[str]:
+    """Model-card lines: the validation history as a table of `(key, title)` columns, the kept step marked."""
     if not run["history"]:
         return ["No validation (the last model was kept).", ""]
     best_step = (run.get("best") or {}).get("step")
-    lines = ["| step | " + " | ".join(title for _, title in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    lines = ["| step | " + " | ".join(title for _, title in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for row in sorted(run["history"], key=lambda h: h["step"]):
         mark = " (kept)" if row["step"] == best_step else ""
-        cells = [f"{row[key]:.2f}" if key in row else "-" for key, _ in COLUMNS]
+        cells = [f"{row[key]:.2f}" if key in row else "-" for key, _ in columns]
         lines.append(f"| {row['step']}{mark} | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -106,7 +108,7 @@ def write_model_card(out: Path, run: dict[str, Any]) -> Path:
         *command_section(run),
         val + ".",
         "",
-        *_history(run),
+        *history_table(run),
     ]
     path = out / "README.md"
     path.write_text("\n".join(lines))

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluation.rouge import ROUGE_KEYS
-from .card import command_section
+from .card import command_section, history_table
 from .runs import took
 
 TITLES = {
@@ -15,16 +15,6 @@ TITLES = {
     "dpo": "direct preference optimisation on its own sampled answers, ranked by a reward",
 }
 
-
-def _history(run: dict[str, Any]) -> list[str]:
-    if not run["history"]:
-        return ["No validation (the last model was kept).", ""]
-    best = (run.get("best") or {}).get("step")
-    lines = ["| step | " + " | ".join(ROUGE_KEYS) + " |", "|---" * (len(ROUGE_KEYS) + 1) + "|"]
-    for row in sorted(run["history"], key=lambda h: h["step"]):
-        mark = " (kept)" if row["step"] == best else ""
-        lines.append(f"| {row['step']}{mark} | " + " | ".join(f"{row[k]:.2f}" for k in ROUGE_KEYS) + " |")
-    return lines + [""]
 
 
 def write_card(out: Path, run: dict[str, Any]) -> Path:
@@ -63,7 +53,7 @@ def write_card(out: Path, run: dict[str, Any]) -> Path:
         f"`{config['val_split']}`; greedy answers of at most {config['val_max_new_tokens']} tokens; ROUGE F1 x 100 "
         "against the reference (rouge-score, stemmed).",
         "",
-        *_history(run),
+        *history_table(run, [(key, key) for key in ROUGE_KEYS]),
     ]
     path = out / "README.md"
     path.write_text("\n".join(lines))

@@ -57,7 +57,7 @@ from ..generation.seq2seq_writers import (
 )
 from ..readers import read_examples
 from ..segment import Segmenter
-from .callbacks import RunBookkeeping
+from .callbacks import LossProgress, RunBookkeeping, validation_metrics
 from .runs import last_checkpoint, machine, previous_run, write_run
 from .validation import sample_examples
 
@@ -238,19 +238,6 @@ class _ValidatingTrainer(Trainer):
         return metrics
 
 
-class _Progress(ProgressCallback):
-    """The Trainer's progress bar with the running loss; validation results printed below it."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.training_bar is None or not logs:
-            return
-        if "loss" in logs:
-            self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
-        shown = {k[5:]: v for k, v in logs.items() if k.startswith("eval_") and k[5:] in REPORTED}
-        if shown:
-            self.training_bar.write(f"step {state.global_step}: " + "  ".join(f"{k} {v:.2f}" for k, v in shown.items()))
-
-
 class _Bookkeeping(RunBookkeeping):
     """The extractor trainer's bookkeeping (run record at each checkpoint), keeping the best model
     by ROUGE as a Hugging Face folder with its tokenizer."""
@@ -261,7 +248,7 @@ class _Bookkeeping(RunBookkeeping):
         self.tokenizer = tokenizer
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
-        values = {k[5:]: float(v) for k, v in (metrics or {}).items() if k.startswith("eval_") and k[5:] in REPORTED}
+        values = validation_metrics(metrics, REPORTED)
         if not values:
             return
         history = [h for h in self.run["history"] if h["step"] != state.global_step]  # a resumed run redoes steps
@@ -303,7 +290,7 @@ def _arguments(config: Seq2SeqTrainingConfig, out: Path, validate: bool) -> Trai
         seed=config.seed,
         data_seed=config.seed,
         report_to="none",
-        disable_tqdm=True,  # _Progress replaces the Trainer's bar
+        disable_tqdm=True,  # LossProgress replaces the Trainer's bar
         use_cpu=default_device() == "cpu",
         dataloader_num_workers=0,
         remove_unused_columns=False,  # the collator builds the model's inputs
@@ -370,7 +357,7 @@ def train_seq2seq(
         train_dataset=features,
         eval_dataset=validator.examples if validator else None,
         data_collator=Seq2SeqCollator(loaded.inputs, shift_right(loaded.model)),
-        callbacks=[bookkeeping, *([_Progress()] if progress else []), *callbacks],
+        callbacks=[bookkeeping, *([LossProgress(REPORTED)] if progress else []), *callbacks],
         validator=validator,
         loaded=loaded,
     )

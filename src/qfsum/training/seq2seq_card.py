@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .card import command_section
+from .card import command_section, history_table
 from .runs import took
 
 TITLES = {
@@ -16,16 +16,6 @@ TITLES = {
 COLUMNS = (("rouge1", "R-1"), ("rouge2", "R-2"), ("rougeLsum", "R-Lsum"), ("rougeL", "R-L (no split)"),
            ("rouge_mean", "mean R-1/2/Lsum"))
 
-
-def _history(run: dict[str, Any]) -> list[str]:
-    if not run["history"]:
-        return ["No validation (the last model was kept).", ""]
-    best_step = (run.get("best") or {}).get("step")
-    lines = ["| step | " + " | ".join(title for _, title in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for row in sorted(run["history"], key=lambda h: h["step"]):
-        mark = " (kept)" if row["step"] == best_step else ""
-        lines.append(f"| {row['step']}{mark} | " + " | ".join(f"{row[k]:.2f}" if k in row else "-" for k, _ in COLUMNS) + " |")
-    return lines + [""]
 
 
 def write_model_card(out: Path, run: dict[str, Any]) -> Path:
@@ -67,7 +57,7 @@ def write_model_card(out: Path, run: dict[str, Any]) -> Path:
         f"with seed {config['seed']}), {config['num_beams']}-beam search, at most {config['max_new_tokens']} new "
         "tokens; ROUGE F1 x 100 (rouge-score, stemmed; R-Lsum splits sentences, the papers' R-L).",
         "",
-        *_history(run),
+        *history_table(run, COLUMNS),
     ]
     path = out / "README.md"
     path.write_text("\n".join(lines))
