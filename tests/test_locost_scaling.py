@@ -29,6 +29,20 @@ def test_config_rejects_unknown_models():
         ls.ScalingConfig(models=("locost", "mamba"), memory_limit_gb=1.0)
 
 
+def test_time_limits_take_a_default_and_per_model_overrides():
+    assert ls.parse_time_limits("2400,dense-sdpa=600") == (2400.0, {"dense-sdpa": 600.0})
+    assert ls.parse_time_limits("90") == (90.0, {})
+    config = ls.ScalingConfig(time_limit=2400, model_time_limits={"dense-sdpa": 600}, memory_limit_gb=1.0)
+    assert (config.limit_for("locost"), config.limit_for("dense-sdpa")) == (2400, 600)
+
+
+@pytest.mark.parametrize("bad", ["soon", "dense-sdpa=x", "-5", "mamba=60"])
+def test_bad_time_limits_are_a_clear_error(bad):
+    with pytest.raises(QfsumError, match="time-limit"):
+        default, overrides = ls.parse_time_limits(bad)
+        ls.ScalingConfig(time_limit=default, model_time_limits=overrides, memory_limit_gb=1.0)
+
+
 def test_feed_forward_widths_follow_the_width():
     config = ls.ScalingConfig(width=768, memory_limit_gb=1.0)
     assert (config.locost_d_ff, config.dense_d_ff) == (2048, 3072)

@@ -198,11 +198,11 @@ def test_a_request_that_would_wait_past_its_deadline_is_refused_at_once():
         batcher = MicroBatcher(run, max_batch_size=2)
         await batcher.start()
         await batcher.submit([(DOC, "warm")], LONG)
-        batcher._batch_seconds = 10.0  # as measured on a slow model: two queries per 10 s
-        assert batcher.expected_wait(3) == 20.0
+        batcher._seconds_by_size = {1: 5.0, 2: 10.0}  # as measured on a slow model: two queries per 10 s
+        assert batcher.expected_wait(3) == 15.0  # a full batch, then a batch of one
         with pytest.raises(QueueFull) as refused:
-            await batcher.submit([(DOC, "a"), (DOC, "b"), (DOC, "c")], 15.0)
-        answers = await batcher.submit([(DOC, "d")], 15.0)  # one batch: 10 s fits in 15 s
+            await batcher.submit([(DOC, "a"), (DOC, "b"), (DOC, "c")], 12.0)
+        answers = await batcher.submit([(DOC, "d")], 12.0)  # one batch of one: 5 s fits in 12 s
         await batcher.stop()
         return run, refused.value, answers
 
@@ -210,3 +210,33 @@ def test_a_request_that_would_wait_past_its_deadline_is_refused_at_once():
     assert refused.retry_after >= 1
     assert all("a" not in b for b in run.batches)
     assert answers[0].summary.text == "D"
+
+
+def test_unmeasured_batch_sizes_are_priced_from_the_nearest_measured_one():
+    batcher = MicroBatcher(GatedRun(), max_batch_size=16)
+    assert batcher.batch_seconds(4) is None and batcher.expected_wait(64) == 0.0  # nothing measured yet
+    batcher._seconds_by_size = {1: 4.0, 8: 10.0}
+    assert batcher.batch_seconds(8) == 10.0  # measured
+    assert batcher.batch_seconds(3) == 10.0  # the smallest larger size measured: an upper bound
+    assert batcher.batch_seconds(16) == 20.0  # past the largest, scaled up linearly
+    assert batcher.expected_wait(40) == 2 * 20.0 + 10.0  # two full batches and one of 8
+
+
+def test_a_warm_up_request_does_not_let_a_crowd_in_that_full_batches_cannot_serve():
+    """The 504s seen under load: after a one-query warm-up, 64 queries must not all be admitted."""
+
+    async def main():
+        run = GatedRun()
+        batcher, first = await _blocked_batcher(run, max_batch_size=16)
+        batcher._seconds_by_size = {1: 4.0}  # the warm-up: one query in 4 s
+        # 4 s left of the first batch + a batch of n priced n x 4 s (nothing larger measured): 14 fit in 60 s
+        admitted = [asyncio.create_task(batcher.submit([(DOC, f"q{i}")], 60.0)) for i in range(14)]
+        await _until(lambda: batcher.queue_depth == 14)
+        with pytest.raises(QueueFull):
+            await batcher.submit([(DOC, "late")], 60.0)
+        run.gate.set()
+        answers = await asyncio.gather(first, *admitted)
+        await batcher.stop()
+        return answers
+
+    assert len(asyncio.run(main())) == 15

@@ -71,6 +71,7 @@ class ScalingConfig:
     dense_d_ff: int | None = None  # None: 4 x width (3072)
     vocab_size: int = 49152  # the SmolLM2 tokenizer's
     time_limit: float = 300.0  # seconds per point, model build included
+    model_time_limits: dict[str, float] = field(default_factory=dict)  # per-model overrides of time_limit
     memory_limit_gb: float | None = None  # address-space cap per child; None: 90 % of the memory available now
     threads: int | None = None  # torch threads in each child; None: torch's default (all cores)
     out: str = "docs"
@@ -79,14 +80,38 @@ class ScalingConfig:
         unknown = set(self.models) - set(MODELS)
         if unknown:
             raise QfsumError(f"unknown model(s) {', '.join(sorted(unknown))} (choose from {', '.join(MODELS)})")
-        if self.time_limit <= 0:
+        if self.time_limit <= 0 or any(v <= 0 for v in self.model_time_limits.values()):
             raise QfsumError("--time-limit must be > 0")
+        unknown = set(self.model_time_limits) - set(self.models)
+        if unknown:
+            raise QfsumError(f"--time-limit names model(s) not measured: {', '.join(sorted(unknown))}")
         if self.width % self.heads:
             raise QfsumError(f"--width {self.width} is not a multiple of --heads {self.heads}")
         self.locost_d_ff = self.locost_d_ff or round(8 * self.width / 3)
         self.dense_d_ff = self.dense_d_ff or 4 * self.width
         if self.memory_limit_gb is None:
             self.memory_limit_gb = round(0.9 * available_memory_gb(), 1)
+
+
+    def limit_for(self, model: str) -> float:
+        """Seconds a point of `model` may take."""
+        return self.model_time_limits.get(model, self.time_limit)
+
+
+def parse_time_limits(text: str) -> tuple[float, dict[str, float]]:
+    """"2400,dense-sdpa=600" -> (2400.0, {"dense-sdpa": 600.0}): a default and per-model overrides."""
+    default, overrides = 300.0, {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.rpartition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise QfsumError(f"bad --time-limit '{part}': use SECONDS or MODEL=SECONDS") from None
+        if name:
+            overrides[name.strip()] = seconds
+        else:
+            default = seconds
+    return default, overrides
 
 
 def available_memory_gb() -> float:
@@ -161,7 +186,7 @@ def measure(name: str, tokens: int, config: ScalingConfig) -> dict[str, Any]:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
-            if time.monotonic() - start > config.time_limit:
+            if time.monotonic() - start > config.limit_for(name):
                 child.kill()
                 _, status, usage = os.wait4(child.pid, 0)
                 child.returncode = -signal.SIGKILL
@@ -283,7 +308,7 @@ def write_report(rows: list[dict[str, Any]], config: ScalingConfig, command: str
         f"{meta['machine']}, {meta['date']}, torch {meta['torch']}; fp32, batch 1, `torch.inference_mode`, random "
         f"weights; each point is one forward pass in a fresh process after a {WARMUP_TOKENS}-token warm-up; peak "
         f"memory is the process's peak RSS (model and Python included), 'activations' that peak minus the RSS "
-        f"after the warm-up. Limits per point: {config.time_limit:.0f} s, {config.memory_limit_gb} GiB address space.",
+        f"after the warm-up. Limits per point: {_limits_text(config)}, {config.memory_limit_gb} GiB address space.",
         "",
         f"Encoders: {config.layers} layers, width {config.width}, vocabulary {config.vocab_size}. LOCOST: N = "
         f"{config.state_size}, gated-GeLU d_ff {config.locost_d_ff}. Dense: {config.heads} heads, GeLU d_ff "
@@ -304,6 +329,12 @@ def write_report(rows: list[dict[str, Any]], config: ScalingConfig, command: str
     path.write_text("\n".join(lines))
     plot(rows, config, out / f"{NAME}.png", meta)
     return path
+
+
+def _limits_text(config: ScalingConfig) -> str:
+    """"900 s" or "2400 s (dense-sdpa 600 s)"."""
+    overrides = ", ".join(f"{m} {s:.0f} s" for m, s in config.model_time_limits.items())
+    return f"{config.time_limit:.0f} s" + (f" ({overrides})" if overrides else "")
 
 
 def plot(rows: list[dict[str, Any]], config: ScalingConfig, path: Path, meta: dict[str, Any]) -> None:
@@ -334,7 +365,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=768)
     p.add_argument("--state-size", type=int, default=256, help="LOCOST N (default 256)")
     p.add_argument("--heads", type=int, default=12, help="dense attention heads (default 12)")
-    p.add_argument("--time-limit", type=float, default=300.0, help="seconds per point before it is stopped (default 300)")
+    p.add_argument("--time-limit", default="300",
+                   help="seconds per point before it is stopped, with optional per-model overrides: "
+                        "'2400,dense-sdpa=600' (default 300)")
     p.add_argument("--memory-limit", type=float, default=None,
                    help="GiB of address space per point (default: 90 %% of the memory available at start)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per point (default: all cores)")
@@ -343,8 +376,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ScalingConfig:
     """A ScalingConfig from parsed `add_arguments` options."""
+    time_limit, overrides = parse_time_limits(args.time_limit)
     return ScalingConfig(sizes=parse_sizes(args.sizes), models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
-                         layers=args.layers, width=args.width, state_size=args.state_size, heads=args.heads, time_limit=args.time_limit,
+                         layers=args.layers, width=args.width, state_size=args.state_size, heads=args.heads,
+                         time_limit=time_limit, model_time_limits=overrides,
                          memory_limit_gb=args.memory_limit, threads=args.threads, out=args.out)
 
 

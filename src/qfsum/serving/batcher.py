@@ -5,8 +5,12 @@ waits up to `max_wait_s` for more (or until `max_batch_size`), and runs the batc
 thread, so the model is never called concurrently. While a batch runs, new pairs queue up and form
 the next batch: under load, batches fill without waiting. A pair whose deadline passes while
 queued is dropped before it costs a model call, and a request that would wait past its deadline
-by the measured pace of batches is refused at once (429), so load beyond capacity costs clients
-a retry instead of a timeout.
+is refused at once (429), so load beyond capacity costs clients a retry instead of a timeout.
+
+The wait is predicted from measured batch times per batch size: the rest of the batch in flight plus
+every batch the queue ahead (and the request) will form. A size never measured is priced from the
+nearest measured one, scaled linearly upwards (batching is sublinear, so this errs towards refusing):
+a server warmed up with one request does not promise 64 clients what 4 full batches cannot keep.
 """
 
 from __future__ import annotations
@@ -76,7 +80,8 @@ class MicroBatcher:
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qfsum-batch")
         self._task: asyncio.Task | None = None
-        self._batch_seconds: float | None = None  # running mean of one batch's time; None until measured
+        self._seconds_by_size: dict[int, float] = {}  # batch size -> running mean of its time
+        self._running: tuple[float, int] | None = None  # (start time, size) of the batch in flight
 
     @property
     def queue_depth(self) -> int:
@@ -119,16 +124,39 @@ class MicroBatcher:
             for item in items:
                 item.future.cancel()
 
+    def batch_seconds(self, size: int) -> float | None:
+        """Predicted seconds of one batch of `size` pairs; None before any batch was measured.
+
+        The measured mean at that size, else the smallest larger size's (batch time grows with size),
+        else the largest measured size's scaled up linearly (an upper bound: batching is sublinear).
+        """
+        if not self._seconds_by_size:
+            return None
+        if size in self._seconds_by_size:
+            return self._seconds_by_size[size]
+        larger = [s for s in self._seconds_by_size if s > size]
+        if larger:
+            return self._seconds_by_size[min(larger)]
+        biggest = max(self._seconds_by_size)
+        return self._seconds_by_size[biggest] * size / biggest
+
     def expected_wait(self, n: int) -> float:
-        """Seconds until `n` more pairs would be answered, at the measured pace (0 before any batch)."""
-        if self._batch_seconds is None:
+        """Seconds until `n` more pairs would be answered: the rest of the batch in flight plus the batches
+        the queue and these pairs will form (0 before any batch was measured)."""
+        if not self._seconds_by_size:
             return 0.0
-        return math.ceil((len(self._pending) + n) / self.max_batch_size) * self._batch_seconds
+        wait = 0.0
+        if self._running is not None:
+            started, size = self._running
+            wait += max(0.0, self.batch_seconds(size) - (time.perf_counter() - started))
+        queued = len(self._pending) + n
+        full, rest = divmod(queued, self.max_batch_size)
+        wait += full * self.batch_seconds(self.max_batch_size) + (self.batch_seconds(rest) if rest else 0.0)
+        return wait
 
     def retry_after(self) -> int:
-        """Seconds until the queue has likely drained enough for a new request (at least 1)."""
-        batches = math.ceil(len(self._pending) / self.max_batch_size)
-        return max(1, math.ceil(batches * (self._batch_seconds or 1.0)))
+        """Seconds until the work already accepted is likely done (at least 1)."""
+        return max(1, math.ceil(self.expected_wait(0)))
 
     def _set_depth(self) -> None:
         if self.metrics:
@@ -159,6 +187,7 @@ class MicroBatcher:
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
         started = time.perf_counter()
+        self._running = (started, len(batch))
         try:
             summaries = await loop.run_in_executor(self._executor, self.run_batch, [i.pair for i in batch])
         except QfsumError as err:
@@ -176,9 +205,11 @@ class MicroBatcher:
                 if not item.future.done():
                     item.future.set_exception(err)
             return
+        finally:
+            self._running = None
         seconds = time.perf_counter() - started
-        previous = self._batch_seconds
-        self._batch_seconds = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+        previous = self._seconds_by_size.get(len(batch))
+        self._seconds_by_size[len(batch)] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
         if self.metrics:
             self.metrics.batch_size.observe(len(batch))
         for item, summary in zip(batch, summaries, strict=True):
