@@ -107,6 +107,28 @@ def test_logits_processors_match_generate(model, reference):
         assert lookahead_generate(model, [prompt], 16, pad_token_id=PAD, processors=processors) == [expected]
 
 
+def test_answer_only_ngram_ban_lets_the_answer_copy_the_prompt(model, reference):
+    from transformers import LogitsProcessorList, NoRepeatNGramLogitsProcessor
+
+    from qfsum.generation.lookahead import AnswerNoRepeatNGram, writer_processors
+
+    prompts, _ = reference
+    scores = torch.zeros(1, 64)
+    ids = torch.tensor([[5, 6, 7, 9, 5, 6]])  # prompt 5 6 7 9, answer so far 5 6
+    assert NoRepeatNGramLogitsProcessor(3)(ids, scores.clone())[0, 7] == float("-inf")  # the prompt's 3-gram is banned
+    assert AnswerNoRepeatNGram(3, prompt_length=4)(ids, scores.clone())[0, 7] == 0  # ... not by the answer-only ban
+    repeat = torch.tensor([[5, 6, 7, 9, 8, 1, 3, 8, 1]])  # answer 8 1 3 8 1: a second "8 1 3" is banned
+    assert AnswerNoRepeatNGram(3, prompt_length=4)(repeat, scores.clone())[0, 3] == float("-inf")
+
+    # lookahead with per-row processors equals generate() with the same processor, alone and batched
+    def rows(length: int) -> list:
+        return writer_processors(3, prompt_length=length)
+
+    chosen = prompts[:8]
+    expected = [_greedy(model, p, 16, logits_processor=LogitsProcessorList(rows(len(p)))) for p in chosen]
+    assert lookahead_generate(model, chosen, 16, pad_token_id=PAD, processors=rows) == expected
+
+
 def test_stops_at_eos_and_length(model, reference):
     prompts, expected = reference
     # make a token greedy emits an EOS: the output must stop right after its first occurrence

@@ -38,7 +38,7 @@ class WriterConfig:
     model: str | None = None  # generative: packaged name (smollm2), local directory or hub id
     budget: int | None = None  # extractive: summary words (default 100); generative: input tokens (1024); segenc: document tokens (the model's max_input); led, bart: input tokens (the model's limit)
     max_new_tokens: int = 200  # generative: length limit of the answer
-    no_repeat_ngram_size: int = 3  # generative: small models loop without it
+    no_repeat_ngram_size: int = 3  # generative: small models loop without it (within the answer: copying the prompt stays allowed)
     repetition_penalty: float = 1.0  # generative: > 1 discourages repeating any earlier token
     num_beams: int = 1  # generative: 1 = greedy
     batch_size: int = 4  # generative: queries per generate() call

@@ -83,28 +83,38 @@ class GenerativeWriter:
     def _generate(self, batch: list[list[int]]) -> list[str]:
         if self.config.decoding == "lookahead" and not self.is_seq2seq:
             return self._generate_lookahead(batch)
+        from transformers import LogitsProcessorList
+
         input_ids, attention_mask = self._pad(batch)
+        # seq2seq: the decoder's ids are the answer, generate()'s own knobs apply; causal: the prompt is
+        # excluded from the n-gram ban (see AnswerNoRepeatNGram), so the same knobs go in as processors
+        knobs = ({"no_repeat_ngram_size": self.config.no_repeat_ngram_size, "repetition_penalty": self.config.repetition_penalty}
+                 if self.is_seq2seq else {"logits_processor": LogitsProcessorList(self._processors(input_ids.shape[1]))})
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
             max_new_tokens=self.config.max_new_tokens,
             do_sample=False,
             num_beams=self.config.num_beams,
-            no_repeat_ngram_size=self.config.no_repeat_ngram_size,
-            repetition_penalty=self.config.repetition_penalty,
             pad_token_id=self.tokenizer.pad_token_id,
+            **knobs,
         )
         new_tokens = output if self.is_seq2seq else output[:, input_ids.shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
     def _generate_lookahead(self, batch: list[list[int]]) -> list[str]:
         """Greedy answers with lookahead decoding (`generation.lookahead`), the same knobs applied."""
-        from .lookahead import lookahead_generate, writer_processors
+        from .lookahead import lookahead_generate
 
-        processors = writer_processors(self.config.no_repeat_ngram_size, self.config.repetition_penalty)
         outputs = lookahead_generate(self.model, batch, self.config.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                                     eos_token_id=self.model.generation_config.eos_token_id, processors=processors)
+                                     eos_token_id=self.model.generation_config.eos_token_id, processors=self._processors)
         return [t.strip() for t in self.tokenizer.batch_decode(outputs, skip_special_tokens=True)]
+
+    def _processors(self, prompt_length: int) -> list:
+        """The writer's repetition knobs for a causal LM whose prompt (padding included) is this long."""
+        from .lookahead import writer_processors
+
+        return writer_processors(self.config.no_repeat_ngram_size, self.config.repetition_penalty, prompt_length)
 
     def _pad(self, batch: list[list[int]]) -> tuple[Any, Any]:
         """Pad to one length: on the left for decoder-only models so generation continues the prompt."""

@@ -109,16 +109,43 @@ class Drafter:
         return self.tokens[start : start + limit] if start is not None else []
 
 
-def writer_processors(no_repeat_ngram_size: int = 0, repetition_penalty: float = 1.0) -> list[Processor]:
-    """The `transformers` logits processors `generate()` applies for these two knobs (none when off)."""
+class AnswerNoRepeatNGram:
+    """No n-gram twice within the answer, while the prompt's n-grams stay allowed.
+
+    `transformers`' `NoRepeatNGramLogitsProcessor` looks at every id it is given, which for a causal LM
+    includes the prompt: the answer could then never copy `n` tokens of its evidence in a row, which is
+    what a faithful summary does most. This one sees only the ids after `prompt_length`.
+    """
+
+    def __init__(self, n: int, prompt_length: int) -> None:
+        from transformers import NoRepeatNGramLogitsProcessor
+
+        self.ban = NoRepeatNGramLogitsProcessor(n)
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        return self.ban(input_ids[:, self.prompt_length :], scores)
+
+
+def writer_processors(no_repeat_ngram_size: int = 0, repetition_penalty: float = 1.0,
+                      prompt_length: int | None = None) -> list[Processor]:
+    """Logits processors for these two knobs (none when off), as `generate()` applies them.
+
+    With `prompt_length` (a causal LM's prompt, padding included), the n-gram ban covers the answer only.
+    """
     from transformers import NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
 
     processors: list[Processor] = []
     if repetition_penalty != 1.0:
         processors.append(RepetitionPenaltyLogitsProcessor(repetition_penalty))
     if no_repeat_ngram_size > 0:
-        processors.append(NoRepeatNGramLogitsProcessor(no_repeat_ngram_size))
+        processors.append(NoRepeatNGramLogitsProcessor(no_repeat_ngram_size) if prompt_length is None
+                          else AnswerNoRepeatNGram(no_repeat_ngram_size, prompt_length))
     return processors
+
+
+# Processors for every row, or a function of a row's prompt length giving that row's processors.
+RowProcessors = Sequence[Processor] | Callable[[int], Sequence[Processor]]
 
 
 @dataclass
@@ -126,6 +153,7 @@ class _Row:
     """One request being decoded."""
 
     drafter: Drafter
+    processors: Sequence[Processor] = ()
     out: list[int] = field(default_factory=list)
     pending: int = -1  # the chosen token not yet fed to the model
     done: bool = False
@@ -187,14 +215,15 @@ def lookahead_generate(
     config: LookaheadConfig | None = None,
     pad_token_id: int | None = None,
     eos_token_id: int | Sequence[int] | None = None,
-    processors: Sequence[Processor] = (),
+    processors: RowProcessors = (),
     stats: DecodeStats | None = None,
 ) -> list[list[int]]:
     """Greedy continuations of `prompts` (token ids, no padding), decoded together with lookahead.
 
     Returns the new tokens of each prompt, up to and including the first EOS, exactly as greedy
     decoding (`model.generate(do_sample=False)` with the same `processors`) writes them. `model` is
-    any causal LM of `transformers` that takes `position_ids` and a `DynamicCache`.
+    any causal LM of `transformers` that takes `position_ids` and a `DynamicCache`. `processors` is a list
+    applied to every row, or a function of a row's prompt length (e.g. for `AnswerNoRepeatNGram`).
     """
     from transformers import DynamicCache
 
@@ -217,9 +246,9 @@ def lookahead_generate(
     cache = DynamicCache(config=model.config)
     logits = forward(ids, mask, positions, cache, keep=1)  # (B, 1, V)
     stats.steps += 1
-    rows = [_Row(Drafter(p, config)) for p in prompts]
+    rows = [_Row(Drafter(p, config), processors(len(p)) if callable(processors) else processors) for p in prompts]
     for b, row in enumerate(rows):
-        row.pending = _choose(logits[b], list(prompts[b]), [], processors)[0]
+        row.pending = _choose(logits[b], list(prompts[b]), [], row.processors)[0]
         _emit(row, [row.pending], eos, max_new_tokens)
     stats.tokens += len(rows)
 
@@ -242,7 +271,7 @@ def lookahead_generate(
 
         kept_per_row = []
         for i, (row, draft) in enumerate(zip(active, drafts)):
-            chosen = _choose(logits[i, : len(draft) + 1], row.drafter.tokens, draft, processors)
+            chosen = _choose(logits[i, : len(draft) + 1], row.drafter.tokens, draft, row.processors)
             accepted = 0
             while accepted < len(draft) and draft[accepted] == chosen[accepted]:
                 accepted += 1

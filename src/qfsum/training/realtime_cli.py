@@ -186,6 +186,8 @@ def add_task_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-prompt", type=int, default=1024, help="prompt tokens (default %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=120, help="answer length limit (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=8, help="prompts decoded together (default %(default)s)")
+    p.add_argument("--no-repeat-ngram", type=int, default=3,
+                   help="no n-gram twice within an answer, as the generative writer (0: off; default %(default)s)")
     p.add_argument("--dtype", default="auto", help="auto (bf16 where native), float32, bfloat16")
     p.add_argument("--out", default=None, help="folder for metrics.json and predictions.jsonl (default runs/task-...)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -202,8 +204,8 @@ def bench_task(args: argparse.Namespace) -> None:
     from .sft import generate_answers, rouge_of
     from .taskdata import build_task_examples
 
-    if (args.limit is not None and args.limit < 1) or args.batch_size < 1:
-        raise QfsumError("--limit and --batch-size must be >= 1")
+    if (args.limit is not None and args.limit < 1) or args.batch_size < 1 or args.no_repeat_ngram < 0:
+        raise QfsumError("--limit and --batch-size must be >= 1, --no-repeat-ngram >= 0")
     model, tokenizer = load_generator(args.model, args.dtype)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -212,7 +214,7 @@ def bench_task(args: argparse.Namespace) -> None:
     examples = [e for e in examples if e.target]
     started = time.perf_counter()
     answers = generate_answers(model, tokenizer, examples, args.max_prompt, args.max_new_tokens, args.batch_size,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, no_repeat_ngram_size=args.no_repeat_ngram)
     metrics = {**rouge_of(answers, examples), "n": len(examples), "seconds": time.perf_counter() - started}
     out = Path(args.out or f"runs/task-{Path(args.model).name}-{args.source.replace(':', '-')}-{args.split}")
     out.mkdir(parents=True, exist_ok=True)

@@ -134,9 +134,13 @@ def save_model(model: Any, tokenizer: Any, directory: Path, base: str) -> None:
 
 
 def generate_answers(model: Any, tokenizer: Any, examples: Sequence[TaskExample], max_prompt: int,
-                     max_new_tokens: int, batch_size: int = 8, progress: bool = False) -> list[str]:
-    """Greedy answers (lookahead decoding, several prompts at a time)."""
-    from ..generation.lookahead import lookahead_generate
+                     max_new_tokens: int, batch_size: int = 8, progress: bool = False,
+                     no_repeat_ngram_size: int = 3) -> list[str]:
+    """Greedy answers (lookahead decoding, several prompts at a time), with the writer's n-gram ban within the answer."""
+    from ..generation.lookahead import lookahead_generate, writer_processors
+
+    def processors(prompt_length: int) -> list:
+        return writer_processors(no_repeat_ngram_size, prompt_length=prompt_length)
 
     was_training = model.training
     model.eval()
@@ -145,7 +149,7 @@ def generate_answers(model: Any, tokenizer: Any, examples: Sequence[TaskExample]
         chunk = examples[i : i + batch_size]
         prompts = [prompt_ids(tokenizer, e.query, e.passage, max_prompt) for e in chunk]
         outputs = lookahead_generate(model, prompts, max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                     eos_token_id=tokenizer.eos_token_id)
+                                     eos_token_id=tokenizer.eos_token_id, processors=processors)
         answers.extend(tokenizer.decode(o, skip_special_tokens=True).strip() for o in outputs)
     model.train(was_training)
     return answers
