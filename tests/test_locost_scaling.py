@@ -67,6 +67,8 @@ def test_targets_report_the_memory_ratio_and_missing_points():
     assert "reads 16K tokens under the 4.0 GiB cap: **yes**" in text
     assert "peak RSS 10 %" in text and "**met**" in text
     assert "dense-eager did not complete 16K (oom)" in text
+    # 100 MiB against more than a 4 GiB cap: under 2 %, a bound the target can be judged by
+    assert "under 2 % of what dense-eager needs (more than the 4.0 GiB cap; target <= 15 %: **met**)" in text
 
 
 def test_a_point_runs_in_a_child_and_reports_its_peak_memory():
