@@ -240,3 +240,12 @@ def test_a_warm_up_request_does_not_let_a_crowd_in_that_full_batches_cannot_serv
         return answers
 
     assert len(asyncio.run(main())) == 15
+
+
+def test_the_wait_for_company_is_a_small_share_of_the_measured_batch_time():
+    batcher = MicroBatcher(GatedRun(), max_batch_size=16, max_wait_s=0.01)
+    assert batcher.wait_limit() == 0.01  # nothing measured: the configured wait
+    batcher._seconds_by_size = {1: 0.003}  # a 3 ms pipeline: wait 0.3 ms, not 10
+    assert batcher.wait_limit() == pytest.approx(0.0003)
+    batcher._seconds_by_size = {1: 4.0}  # a 4 s model: the configured 10 ms
+    assert batcher.wait_limit() == 0.01

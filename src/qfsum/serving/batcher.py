@@ -1,9 +1,10 @@
 """Micro-batching: concurrent requests share one pipeline call.
 
 Each (document, query) pair waits in a bounded queue. A single collector takes the first pair,
-waits up to `max_wait_s` for more (or until `max_batch_size`), and runs the batch in one worker
-thread, so the model is never called concurrently. While a batch runs, new pairs queue up and form
-the next batch: under load, batches fill without waiting. A pair whose deadline passes while
+waits up to `max_wait_s` for more (or until `max_batch_size`; never more than a tenth of the measured
+batch time, so cheap pipelines do not pay the wait), and runs the batch in one worker thread, so the
+model is never called concurrently. While a batch runs, new pairs queue up and form the next batch:
+under load, batches fill without waiting. A pair whose deadline passes while
 queued is dropped before it costs a model call, and a request that would wait past its deadline
 is refused at once (429), so load beyond capacity costs clients a retry instead of a timeout.
 
@@ -29,6 +30,7 @@ from ..pipeline import Summary
 from .metrics import Metrics
 
 Pair = tuple[Document, str]
+WAIT_SHARE = 0.1  # waiting for company may add at most this share of a batch's measured time
 RunBatch = Callable[[Sequence[Pair]], list[Summary]]
 
 
@@ -154,6 +156,13 @@ class MicroBatcher:
         wait += full * self.batch_seconds(self.max_batch_size) + (self.batch_seconds(rest) if rest else 0.0)
         return wait
 
+    def wait_limit(self) -> float:
+        """How long the first queued pair waits for company: `max_wait_s`, but at most WAIT_SHARE of the
+        measured time of a batch like the one queued, so a pipeline answering in 3 ms is not slowed down
+        by a 10 ms wait that only pays off for models that take seconds."""
+        expected = self.batch_seconds(max(1, len(self._pending)))
+        return self.max_wait_s if expected is None else min(self.max_wait_s, WAIT_SHARE * expected)
+
     def retry_after(self) -> int:
         """Seconds until the work already accepted is likely done (at least 1)."""
         return max(1, math.ceil(self.expected_wait(0)))
@@ -168,8 +177,8 @@ class MicroBatcher:
             while not self._pending:
                 self._arrived.clear()
                 await self._arrived.wait()
-            # wait for company: until the batch is full or the first pair has waited max_wait_s
-            deadline = self._pending[0].enqueued + self.max_wait_s
+            # wait for company: until the batch is full or the first pair has waited its wait_limit()
+            deadline = self._pending[0].enqueued + self.wait_limit()
             while len(self._pending) < self.max_batch_size and (left := deadline - time.perf_counter()) > 0:
                 self._arrived.clear()
                 try:
