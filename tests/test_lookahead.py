@@ -201,6 +201,10 @@ def test_decode_bench_on_a_tiny_model(tiny_bytes_dir, tmp_path):
     assert set(rows) == {("greedy", 1), ("lookahead", 1), ("lookahead", 2), ("greedy", 2)}
     assert all(r["identical"] == 3 for r in rows.values())  # float32: every method writes greedy's tokens
     assert rows[("greedy", 1)]["speedup"] == 1.0
+    assert 0 < result["prefill_seconds"] < rows[("lookahead", 1)]["seconds"]
+    # decode time leaves out the prompt reading; only batch-1 rows share it
+    assert rows[("lookahead", 1)]["decode_seconds"] == rows[("lookahead", 1)]["seconds"] - result["prefill_seconds"]
+    assert "decode_speedup" in rows[("greedy", 1)] and "decode_speedup" not in rows[("greedy", 2)]
     assert "lookahead" in format_table(result)
     assert write_result(result, tmp_path / "out").exists()
 

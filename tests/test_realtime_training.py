@@ -301,3 +301,32 @@ def test_bench_task_scores_a_model_on_task_examples(capsys, tiny_bytes_dir, task
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
     assert metrics["n"] == 1 and 0 <= metrics["rougeLsum"] <= 100
     assert len((tmp_path / "t" / "predictions.jsonl").read_text().splitlines()) == 1
+
+
+def test_export_writes_a_half_precision_adapter_that_loads_like_the_original(capsys, tiny_bytes_dir, task_files,
+                                                                              tmp_path):
+    from conftest import assert_one_error_line, cli
+    from safetensors.torch import load_file
+
+    from qfsum.assets import load_generator_uncached
+    from qfsum.training.sft import train_sft
+
+    train, val = task_files
+    run_dir, shipped = tmp_path / "sft", tmp_path / "shipped"
+    train_sft(_config(tiny_bytes_dir, train, val, run_dir, max_steps=2), progress=False)
+    code, out, err = cli(capsys, "train", "export", "--model", run_dir, "--out", shipped)
+    assert code == 0, err
+    weights = load_file(shipped / "adapter_model.safetensors")
+    assert weights and all(t.dtype == torch.float16 for t in weights.values())
+    assert (shipped / "adapter_model.safetensors").stat().st_size < (run_dir / "adapter_model.safetensors").stat().st_size
+    assert {"README.md", "adapter_config.json", "qfsum_training.json", "tokenizer.json"} <= {p.name for p in shipped.iterdir()}
+    assert not (shipped / "validation_predictions.json").exists()
+
+    original, _ = load_generator_uncached(str(run_dir), "float32")
+    exported, _ = load_generator_uncached(str(shipped), "float32")
+    ids = torch.tensor([[5, 60, 70, 80, 90]])
+    with torch.no_grad():
+        assert torch.allclose(original(ids).logits, exported(ids).logits, atol=1e-2)
+
+    code, _, err = cli(capsys, "train", "export", "--model", tmp_path, "--out", tmp_path / "x")
+    assert "not a LoRA adapter" in assert_one_error_line(code, err)

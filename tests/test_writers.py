@@ -140,6 +140,26 @@ def test_generative_batch_of_three_returns_three_drafts(tiny_causal_dir):
     assert [d.text for d in drafts] == singles
 
 
+def test_model_generation_config_adds_no_prompt_wide_ban(causal_writer, monkeypatch):
+    """A model whose generation_config bans repeated n-grams must not ban copying from the prompt:
+    every n-gram ban applied sees the answer only, never the prompt's ids."""
+    from transformers import NoRepeatNGramLogitsProcessor
+
+    seen: list[int] = []
+    original = NoRepeatNGramLogitsProcessor.__call__
+
+    def spy(self, input_ids, scores):
+        seen.append(input_ids.shape[1])
+        return original(self, input_ids, scores)
+
+    monkeypatch.setattr(NoRepeatNGramLogitsProcessor, "__call__", spy)
+    monkeypatch.setattr(causal_writer.model.generation_config, "no_repeat_ngram_size", 2)
+    query = QUERIES[0]
+    prompt_length = len(causal_writer.prompt(query, _ranked(query))[0])
+    causal_writer.write_batch([query], [_ranked(query)])
+    assert seen and max(seen) < prompt_length
+
+
 # -- generative: tiny seq2seq LM ------------------------------------------------------------------------
 
 

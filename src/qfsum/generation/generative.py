@@ -87,9 +87,12 @@ class GenerativeWriter:
 
         input_ids, attention_mask = self._pad(batch)
         # seq2seq: the decoder's ids are the answer, generate()'s own knobs apply; causal: the prompt is
-        # excluded from the n-gram ban (see AnswerNoRepeatNGram), so the same knobs go in as processors
-        knobs = ({"no_repeat_ngram_size": self.config.no_repeat_ngram_size, "repetition_penalty": self.config.repetition_penalty}
-                 if self.is_seq2seq else {"logits_processor": LogitsProcessorList(self._processors(input_ids.shape[1]))})
+        # excluded from the n-gram ban (see AnswerNoRepeatNGram), so the same knobs go in as processors and
+        # generate()'s own are switched off, whatever the model's generation_config says
+        knobs = {"no_repeat_ngram_size": self.config.no_repeat_ngram_size, "repetition_penalty": self.config.repetition_penalty}
+        if not self.is_seq2seq:
+            knobs = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0,
+                     "logits_processor": LogitsProcessorList(self._processors(input_ids.shape[1]))}
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -26,6 +26,7 @@ has no pool; the verification rule is the same.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,7 @@ class DecodeStats:
     tokens: int = 0
     drafted: int = 0
     accepted: int = 0
+    prefill_seconds: float = 0.0  # reading the prompts: the same work for every decoding method
 
     @property
     def acceptance(self) -> float:
@@ -244,7 +246,9 @@ def lookahead_generate(
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
+    started = time.perf_counter()
     logits = forward(ids, mask, positions, cache, keep=1)  # (B, 1, V)
+    stats.prefill_seconds += time.perf_counter() - started
     stats.steps += 1
     rows = [_Row(Drafter(p, config), processors(len(p)) if callable(processors) else processors) for p in prompts]
     for b, row in enumerate(rows):

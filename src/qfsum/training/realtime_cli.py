@@ -136,6 +136,21 @@ def dpo(args: argparse.Namespace) -> None:
     _run(train_dpo, args, options)
 
 
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="a LoRA adapter folder (output of train sft, distill or dpo)")
+    p.add_argument("--out", required=True, help="folder to write, e.g. src/qfsum/weights/NAME to ship it")
+    p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"),
+                   help="precision of the copied weights (default %(default)s)")
+    p.set_defaults(func=export)
+
+
+def export(args: argparse.Namespace) -> None:
+    from .export import export_adapter
+
+    weights = export_adapter(args.model, args.out, args.dtype)
+    print(f"wrote {args.out}/ ({weights.stat().st_size / 2**20:.1f} MB of {args.dtype} weights)")
+
+
 # -- qfsum bench decode ---------------------------------------------------------------------------------
 
 
