@@ -321,6 +321,8 @@ def test_export_writes_a_half_precision_adapter_that_loads_like_the_original(cap
     assert (shipped / "adapter_model.safetensors").stat().st_size < (run_dir / "adapter_model.safetensors").stat().st_size
     assert {"README.md", "adapter_config.json", "qfsum_training.json", "tokenizer.json"} <= {p.name for p in shipped.iterdir()}
     assert not (shipped / "validation_predictions.json").exists()
+    card = (shipped / "README.md").read_text()
+    assert str(run_dir.resolve()) not in card and str(shipped.resolve()) in card and "float16" in card
 
     original, _ = load_generator_uncached(str(run_dir), "float32")
     exported, _ = load_generator_uncached(str(shipped), "float32")

@@ -15,6 +15,14 @@ WEIGHTS = "adapter_model.safetensors"
 DTYPES = ("float16", "bfloat16", "float32")
 
 
+def model_name(folder: Path) -> str:
+    """How users name the model in `folder`: its packaged name when shipped with qfsum, else its path."""
+    from ..assets import SHIPPED_WEIGHTS
+
+    folder = folder.resolve()
+    return folder.name if folder.parent == SHIPPED_WEIGHTS.resolve() else str(folder)
+
+
 def export_adapter(source: str | Path, target: str | Path, dtype: str = "float16") -> Path:
     """Copy the adapter in `source` (a `qfsum train sft|dpo|distill` output) to `target`, its weights
     cast to `dtype`. Returns the path of the written weights."""
@@ -30,6 +38,13 @@ def export_adapter(source: str | Path, target: str | Path, dtype: str = "float16
     for name in KEPT_FILES:
         if (source / name).exists():
             shutil.copyfile(source / name, target / name)
+    card = target / "README.md"
+    if card.exists():  # the card's usage lines name the run folder: name the copy instead
+        card.write_text(card.read_text().replace(str(source.resolve()), model_name(target)))
     tensors = {key: value.to(getattr(torch, dtype)).contiguous() for key, value in load_file(source / WEIGHTS).items()}
     save_file(tensors, target / WEIGHTS, metadata={"format": "pt"})
+    if card.exists():
+        size_mb = (target / WEIGHTS).stat().st_size / 2**20
+        card.write_text(card.read_text().rstrip() + f"\n\n## This copy\n\nThe adapter's weights in {dtype} "
+                        f"({size_mb:.1f} MB), exported with `qfsum train export --model RUN_DIR --dtype {dtype}`.\n")
     return target / WEIGHTS
