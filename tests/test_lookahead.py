@@ -196,7 +196,9 @@ def test_decode_bench_on_a_tiny_model(tiny_bytes_dir, tmp_path):
         TaskExample(f"e{i}", f"What is {i}?", f"{i} is a number. " * (i + 1), "") for i in range(3)])
     config = DecodeBenchConfig(data=str(data), split=None, model=str(tiny_bytes_dir), limit=3, max_new_tokens=6,
                                batch_sizes=(1, 2), dtype="float32")
-    result = run_decode_bench(config, progress=False)
+    shown: list[dict] = []
+    result = run_decode_bench(config, progress=False, on_row=shown.append)
+    assert shown == result["rows"]  # every row reported as soon as measured
     rows = {(r["method"], r["batch"]): r for r in result["rows"]}
     assert set(rows) == {("greedy", 1), ("lookahead", 1), ("lookahead", 2), ("greedy", 2)}
     assert all(r["identical"] == 3 for r in rows.values())  # float32: every method writes greedy's tokens

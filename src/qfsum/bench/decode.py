@@ -66,8 +66,10 @@ def _timed(prompts: list[list[int]], batch: int, decode: Callable[[list[list[int
     return outputs, time.perf_counter() - started
 
 
-def run_decode_bench(config: DecodeBenchConfig, progress: bool = True) -> dict[str, Any]:
-    """Run the benchmark; returns the rows of its table and the settings."""
+def run_decode_bench(config: DecodeBenchConfig, progress: bool = True,
+                     on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the benchmark; returns the rows of its table and the settings. `on_row` sees each row as soon
+    as it is measured (a long run shows its figures as it goes)."""
     from ..assets import load_generator
     from ..training.taskdata import build_task_examples, prompt_ids
 
@@ -92,6 +94,8 @@ def run_decode_bench(config: DecodeBenchConfig, progress: bool = True) -> dict[s
     reference, greedy_seconds = _timed(prompts, 1, greedy, "greedy", progress)
     tokens = sum(len(r) for r in reference)
     rows = [{"method": "greedy", "batch": 1, "seconds": greedy_seconds, "tokens": tokens, "identical": len(prompts)}]
+    if on_row:
+        on_row(rows[0])
     for batch in config.batch_sizes:
         for method, decode in (("lookahead", lookahead_for(batch)), ("greedy", greedy)):
             if method == "greedy" and batch == 1:
@@ -100,6 +104,8 @@ def run_decode_bench(config: DecodeBenchConfig, progress: bool = True) -> dict[s
             same = sum(a == b for a, b in zip(outputs, reference))
             rows.append({"method": method, "batch": batch, "seconds": seconds,
                          "tokens": sum(len(o) for o in outputs), "identical": same})
+            if on_row:
+                on_row(rows[-1])
     for row in rows:
         row["tokens_per_s"] = row["tokens"] / row["seconds"]
         row["speedup"] = greedy_seconds / row["seconds"]

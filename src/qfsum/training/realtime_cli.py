@@ -183,7 +183,11 @@ def bench_decode(args: argparse.Namespace) -> None:
     config = DecodeBenchConfig(data=args.data, split=args.split, source=args.source, model=args.model, limit=args.limit,
                                max_new_tokens=args.max_new_tokens, batch_sizes=sizes, dtype=args.dtype,
                                lookahead=LookaheadConfig(max_draft=args.max_draft, ngram=args.ngram))
-    result = run_decode_bench(config, progress=not args.no_progress)
+    def show(row: dict) -> None:
+        print(f"{row['method']} x{row['batch']}: {row['seconds']:.1f} s, {row['tokens']} tokens, "
+              f"{row['identical']} answers identical to greedy x1", flush=True)
+
+    result = run_decode_bench(config, progress=not args.no_progress, on_row=show)
     print(format_table(result))
     print(f"wrote {write_result(result, args.out or 'runs/bench-decode')}")
 
