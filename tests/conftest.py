@@ -291,6 +291,27 @@ def tiny_seq2seq_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_led_dir(tmp_path_factory) -> Path:
+    """A random 1+1-layer LED (d_model 32, local attention window 8) with the MiniLM tokenizer."""
+    import torch
+    from transformers import LEDConfig, LEDForConditionalGeneration
+
+    directory = tmp_path_factory.mktemp("tiny-led")
+    tokenizer = _minilm_tokenizer()
+    torch.manual_seed(0)
+    config = LEDConfig(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, attention_window=[8],
+        max_encoder_position_embeddings=256, max_decoder_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+        decoder_start_token_id=tokenizer.sep_token_id, init_std=0.5,
+    )
+    LEDForConditionalGeneration(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A random 2-layer BERT encoder (hidden 32) with the MiniLM WordPiece tokenizer: the starting
     point of the tiny extractors (cross-encoder, two towers) that the training tests build."""

@@ -8,12 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import (
-    AutoModelForSeq2SeqLM,
-    AutoTokenizer,
-    LEDConfig,
-    LEDForConditionalGeneration,
-)
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from qfsum import Pipeline, PipelineConfig, QfsumError
 from qfsum.document import Document
@@ -33,8 +28,6 @@ from qfsum.models.segenc import (
 )
 from qfsum.retrieval import ScorerConfig
 from qfsum.segment import SegmenterConfig
-
-from conftest import _minilm_tokenizer
 
 TEMPLATE = PairTemplate((101,), (102,), (102,))  # [CLS] query [SEP] chunk [SEP]
 DOCUMENT = (
@@ -243,24 +236,6 @@ def test_truncated_inputs_fit_the_limit_and_mark_the_query(tokenizer):
     assert batch["input_ids"].shape == batch["global_attention_mask"].shape == (2, 30)
     with pytest.raises(QfsumError, match="query is too long"):
         TruncatedInputs(tokenizer, max_length=16).encode(QUERY, DOCUMENT)
-
-
-@pytest.fixture(scope="module")
-def tiny_led_dir(tmp_path_factory) -> Path:
-    """A random 1+1-layer LED (d_model 32, local attention window 8) with the MiniLM tokenizer."""
-    directory = tmp_path_factory.mktemp("tiny-led")
-    tokenizer = _minilm_tokenizer()
-    torch.manual_seed(0)
-    config = LEDConfig(
-        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, attention_window=[8],
-        max_encoder_position_embeddings=256, max_decoder_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
-        decoder_start_token_id=tokenizer.sep_token_id, init_std=0.5,
-    )
-    LEDForConditionalGeneration(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
 
 
 def _pipeline(kind: str, model: Path) -> Pipeline:

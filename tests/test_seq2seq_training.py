@@ -23,7 +23,6 @@ from qfsum.training.seq2seq import (
 
 from conftest import assert_one_error_line, cli, write_qmsum
 from test_extractor_training import _Interrupt, _Steps  # step-counting and interrupting callbacks
-from test_segenc import tiny_led_dir  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
