@@ -230,16 +230,24 @@ def _minilm_tokenizer():
     return tokenizer
 
 
+def _save_random_model(tmp_path_factory, name: str, build) -> Path:
+    """Save `build(tokenizer)`, a randomly initialised model (seed 0), with the MiniLM tokenizer."""
+    import torch
+
+    directory = tmp_path_factory.mktemp(name)
+    tokenizer = _minilm_tokenizer()
+    torch.manual_seed(0)
+    build(tokenizer).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def tiny_causal_dir(tmp_path_factory) -> Path:
     """A random 2-layer Llama (hidden 32) with the MiniLM WordPiece tokenizer; no chat template."""
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    directory = tmp_path_factory.mktemp("tiny-causal")
-    tokenizer = _minilm_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(
+    return _save_random_model(tmp_path_factory, "tiny-causal", lambda tokenizer: LlamaForCausalLM(LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
@@ -252,22 +260,15 @@ def tiny_causal_dir(tmp_path_factory) -> Path:
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
         initializer_range=0.5,  # spread-out logits: greedy output is varied, not one token
-    )
-    LlamaForCausalLM(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    )))
 
 
 @pytest.fixture(scope="session")
 def tiny_seq2seq_dir(tmp_path_factory) -> Path:
     """A random 1+1-layer BART (d_model 32) with the MiniLM WordPiece tokenizer."""
-    import torch
     from transformers import BartConfig, BartForConditionalGeneration
 
-    directory = tmp_path_factory.mktemp("tiny-seq2seq")
-    tokenizer = _minilm_tokenizer()
-    torch.manual_seed(0)
-    config = BartConfig(
+    return _save_random_model(tmp_path_factory, "tiny-seq2seq", lambda tokenizer: BartForConditionalGeneration(BartConfig(
         vocab_size=len(tokenizer),
         d_model=32,
         encoder_layers=1,
@@ -284,31 +285,21 @@ def tiny_seq2seq_dir(tmp_path_factory) -> Path:
         forced_bos_token_id=None,
         forced_eos_token_id=None,
         init_std=0.5,
-    )
-    BartForConditionalGeneration(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    )))
 
 
 @pytest.fixture(scope="session")
 def tiny_led_dir(tmp_path_factory) -> Path:
     """A random 1+1-layer LED (d_model 32, local attention window 8) with the MiniLM tokenizer."""
-    import torch
     from transformers import LEDConfig, LEDForConditionalGeneration
 
-    directory = tmp_path_factory.mktemp("tiny-led")
-    tokenizer = _minilm_tokenizer()
-    torch.manual_seed(0)
-    config = LEDConfig(
+    return _save_random_model(tmp_path_factory, "tiny-led", lambda tokenizer: LEDForConditionalGeneration(LEDConfig(
         vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
         decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, attention_window=[8],
         max_encoder_position_embeddings=256, max_decoder_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
         decoder_start_token_id=tokenizer.sep_token_id, init_std=0.5,
-    )
-    LEDForConditionalGeneration(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    )))
 
 
 @pytest.fixture(scope="session")
