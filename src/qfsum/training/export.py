@@ -38,13 +38,12 @@ def export_adapter(source: str | Path, target: str | Path, dtype: str = "float16
     for name in KEPT_FILES:
         if (source / name).exists():
             shutil.copyfile(source / name, target / name)
-    card = target / "README.md"
-    if card.exists():  # the card's usage lines name the run folder: name the copy instead
-        card.write_text(card.read_text().replace(str(source.resolve()), model_name(target)))
     tensors = {key: value.to(getattr(torch, dtype)).contiguous() for key, value in load_file(source / WEIGHTS).items()}
     save_file(tensors, target / WEIGHTS, metadata={"format": "pt"})
-    if card.exists():
+    card = target / "README.md"
+    if card.exists():  # the card's usage lines name the run folder: name the copy, and say what it is
         size_mb = (target / WEIGHTS).stat().st_size / 2**20
-        card.write_text(card.read_text().rstrip() + f"\n\n## This copy\n\nThe adapter's weights in {dtype} "
-                        f"({size_mb:.1f} MB), exported with `qfsum train export --model RUN_DIR --dtype {dtype}`.\n")
+        text = card.read_text().replace(str(source.resolve()), model_name(target)).rstrip()
+        card.write_text(text + f"\n\n## This copy\n\nThe adapter's weights in {dtype} ({size_mb:.1f} MB), exported "
+                        f"with `qfsum train export --model RUN_DIR --dtype {dtype}`.\n")
     return target / WEIGHTS

@@ -139,8 +139,9 @@ def dpo(args: argparse.Namespace) -> None:
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="a LoRA adapter folder (output of train sft, distill or dpo)")
     p.add_argument("--out", required=True, help="folder to write, e.g. src/qfsum/weights/NAME to ship it")
-    p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"),
-                   help="precision of the copied weights (default %(default)s)")
+    from .export import DTYPES  # light: torch loads when the command runs
+
+    p.add_argument("--dtype", default="float16", choices=DTYPES, help="precision of the copied weights (default %(default)s)")
     p.set_defaults(func=export)
 
 
