@@ -245,6 +245,30 @@ def test_save_and_load_round_trip_gives_identical_scores(trained, kind, tmp_path
         np.testing.assert_allclose(passages @ query, scores, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["relreg", "dpr"])
+def test_export_writes_a_half_precision_extractor_that_scores_like_the_run(capsys, trained, kind, tmp_path):
+    from conftest import cli
+    from safetensors.torch import load_file
+
+    config, _ = trained[kind]
+    shipped = tmp_path / "shipped"
+    code, out, err = cli(capsys, "train", "export", "--model", config.out, "--out", shipped)
+    assert code == 0, err
+    weights = load_file(shipped / "model.safetensors")
+    assert all(t.dtype == torch.float16 for t in weights.values() if t.is_floating_point())
+    assert not (shipped / "checkpoints").exists() and (shipped / "qfsum_training.json").exists()
+    assert "float16" in (shipped / "README.md").read_text()
+
+    example = read_examples(config.data, "val")[0]
+    segments = Segmenter()(example.document)
+    scores = {}
+    for folder in (config.out, shipped):
+        scorer_config = scorer_config_for_model(folder)
+        scorer_config.dtype = "float32"
+        scores[folder] = build_scorer(scorer_config).score(example.query, segments)
+    np.testing.assert_allclose(scores[shipped], scores[config.out], atol=2e-3)
+
+
 class _Interrupt(TrainerCallback):
     def __init__(self, at: int) -> None:
         self.at = at

@@ -331,4 +331,4 @@ def test_export_writes_a_half_precision_adapter_that_loads_like_the_original(cap
         assert torch.allclose(original(ids).logits, exported(ids).logits, atol=1e-2)
 
     code, _, err = cli(capsys, "train", "export", "--model", tmp_path, "--out", tmp_path / "x")
-    assert "not a LoRA adapter" in assert_one_error_line(code, err)
+    assert "not a trained model" in assert_one_error_line(code, err)

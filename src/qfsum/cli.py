@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     realtime_cli.add_sft_arguments(train.add_parser("sft", help="fine-tune the real-time writer (LoRA or full), answer-only loss"))
     realtime_cli.add_distill_arguments(train.add_parser("distill", help="distil a teacher model or pipeline into the real-time writer"))
     realtime_cli.add_dpo_arguments(train.add_parser("dpo", help="DPO on sampled answers ranked by a reward (ROUGE by default)"))
-    realtime_cli.add_export_arguments(train.add_parser("export", help="copy a LoRA adapter in half precision, ready to ship"))
+    realtime_cli.add_export_arguments(train.add_parser("export", help="copy a trained adapter or extractor in half precision, ready to ship"))
 
     bench = sub.add_parser("bench", help="benchmarks that print figures (not tests)").add_subparsers(
         dest="which", required=True)

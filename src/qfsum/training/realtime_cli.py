@@ -137,7 +137,7 @@ def dpo(args: argparse.Namespace) -> None:
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="a LoRA adapter folder (output of train sft, distill or dpo)")
+    p.add_argument("--model", required=True, help="a trained model folder: a LoRA adapter (train sft, distill, dpo) or an extractor (train extractor)")
     p.add_argument("--out", required=True, help="folder to write, e.g. src/qfsum/weights/NAME to ship it")
     from .export import DTYPES  # light: torch loads when the command runs
 
@@ -146,9 +146,9 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def export(args: argparse.Namespace) -> None:
-    from .export import export_adapter
+    from .export import export_model
 
-    weights = export_adapter(args.model, args.out, args.dtype)
+    weights = export_model(args.model, args.out, args.dtype)
     print(f"wrote {args.out}/ ({weights.stat().st_size / 2**20:.1f} MB of {args.dtype} weights)")
 
 
