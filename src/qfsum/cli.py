@@ -109,12 +109,13 @@ def _segmenter(segment: str):
 def _extractor_pipeline(scorer: str, segment: str):
     from .pipeline import CONFIG_FILE, Pipeline, PipelineConfig, load_config
     from .retrieval import ScorerConfig
+    from .assets import shipped_models
     from .retrieval.base import scorer_config_for_model
 
     segmenter = _segmenter(segment)
     if scorer in ("lead", "bm25", "dense", "hybrid", "gold"):
         scorer_config = ScorerConfig(kind="lead" if scorer == "gold" else scorer)
-    elif Path(scorer).is_dir() and not (Path(scorer) / CONFIG_FILE).exists():
+    elif scorer in shipped_models() or (Path(scorer).is_dir() and not (Path(scorer) / CONFIG_FILE).exists()):
         scorer_config = scorer_config_for_model(scorer)  # a trained extractor: cross- or bi-encoder
     else:
         scorer_config = load_config(scorer).scorer  # a pipeline name or directory: use its scorer
@@ -261,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate-extractor", help="top-k ROUGE and span precision/recall of a scorer")
     data_args(p)
     p.add_argument("--scorer", required=True,
-                   help="lead, bm25, dense, hybrid, gold, a pipeline name/directory, or a trained extractor directory")
+                   help="lead, bm25, dense, hybrid, gold, a pipeline name/directory, or a trained extractor (directory, or shipped name such as minilm-dpr-qmsum)")
     p.add_argument("--segment", default="turn", help="turn, sentence, or windows of N words (256) or N tokens of a tokenizer (256:minilm)")
     p.add_argument("--budget", type=int, default=1024, help="token budget of the 'topall' selection")
     p.add_argument("--tokenizer", default="smollm2", help="tokenizer that counts the budget (a model, or 'words')")

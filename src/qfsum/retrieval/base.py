@@ -95,12 +95,18 @@ def encoder_type(directory: str | Path) -> str | None:
     return "cross-encoder" if any(a.endswith("ForSequenceClassification") for a in architectures) else None
 
 
-def scorer_config_for_model(directory: str | Path) -> ScorerConfig:
-    """The scorer for a trained extractor directory: relreg for a cross-encoder, dense for a bi-encoder."""
+def scorer_config_for_model(model: str | Path) -> ScorerConfig:
+    """The scorer for a trained extractor (a directory, or the name of one shipped with qfsum): relreg
+    for a cross-encoder, dense for a bi-encoder."""
+    from ..assets import SHIPPED_WEIGHTS, shipped_models
+
+    shipped = str(model) in shipped_models()
+    directory = SHIPPED_WEIGHTS / str(model) if shipped else Path(model)
     kind = encoder_type(directory)
     if kind is None:
-        raise QfsumError(f"{directory}: neither a pipeline nor a sentence-transformers model directory")
-    return ScorerConfig(kind="relreg" if kind == "cross-encoder" else "dense", model=str(Path(directory).resolve()))
+        raise QfsumError(f"{model}: neither a pipeline nor a sentence-transformers model directory")
+    return ScorerConfig(kind="relreg" if kind == "cross-encoder" else "dense",
+                        model=str(model) if shipped else str(directory.resolve()))
 
 
 def build_scorer(config: ScorerConfig) -> Scorer:
