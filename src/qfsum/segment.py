@@ -88,7 +88,9 @@ class Segmenter:
             tokenizer = load_tokenizer(self.config.tokenizer)
 
             def hf_spans(text: str) -> list[tuple[int, int]]:
-                encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+                # verbose=False: the whole document is tokenized only to count tokens, never fed to the
+                # model, so transformers' "longer than the maximum sequence length" warning is noise.
+                encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
                 return [(a, b) for a, b in encoded["offset_mapping"] if b > a]
 
             self._token_spans = hf_spans
