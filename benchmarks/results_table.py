@@ -9,7 +9,16 @@ import json
 import sys
 from pathlib import Path
 
-PIPELINES = ("extractive-lead", "extractive-bm25", "extractive-dense", "extractive", "default", "default-w256")
+PIPELINES = (  # (folder under runs/ without the -SPLIT suffix, pipeline as shown)
+    ("evaluate-extractive-lead", "extractive-lead"),
+    ("evaluate-extractive-bm25", "extractive-bm25"),
+    ("evaluate-extractive-dense", "extractive-dense"),
+    ("evaluate-extractive", "extractive"),
+    ("evaluate-default-turns", "hybrid, turns (default-turns)"),
+    ("evaluate-default-qmsum", "hybrid, turns (default until 2026-11-24 noon, = default-turns)"),
+    ("evaluate-hybrid-w256", "hybrid, 256-token windows (hybrid-w256)"),
+    ("evaluate-default-dpr", "BM25 + minilm-dpr-qmsum, 256-token windows (default)"),
+)
 EXTRACTORS = (  # (folder under runs/, scorer as shown, segments)
     ("extractor-lead-val", "lead", "turn"),
     ("extractor-bm25-val", "bm25", "turn"),
@@ -25,6 +34,12 @@ EXTRACTORS = (  # (folder under runs/, scorer as shown, segments)
     ("extractor-hybrid-w256-val", "hybrid", "256 tokens"),
     ("extractor-relregtt-1k-w256-val", "RelRegTT, 1000 steps (trained on turns)", "256 tokens"),
     ("extractor-relreg-w256-val", "RelReg, 400 steps (kept: step 200)", "256 tokens"),
+    ("extractor-dpr-w256-val", "DPR, 400 steps (= minilm-dpr-qmsum)", "256 tokens"),
+    ("extractor-minilm-dpr-qmsum-val", "minilm-dpr-qmsum (shipped fp16)", "256 tokens"),
+    ("extractor-dpr-w256-s2-val", "DPR, +400 steps from it (stage 2)", "256 tokens"),
+    ("extractor-hybrid-dpr-w256-val", "BM25 + DPR, RRF", "256 tokens"),
+    ("extractor-default-val", "BM25 + minilm-dpr-qmsum, RRF (default)", "256 tokens"),
+    ("extractor-relreg-w512-val", "RelReg, 400 steps", "512 tokens"),
 )
 
 
@@ -37,8 +52,8 @@ def main() -> None:
     print("| pipeline | split | R-1 | R-2 | R-L (rougeLsum) | rougeL | n | seconds |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for split in ("val", "test"):
-        for name in PIPELINES:
-            m = load(runs / f"evaluate-{name}-{split}" / "metrics.json")
+        for folder, name in PIPELINES:
+            m = load(runs / f"{folder}-{split}" / "metrics.json")
             if m:
                 print(f"| {name} | {split} | {m['rouge1']:.2f} | {m['rouge2']:.2f} | {m['rougeLsum']:.2f} "
                       f"| {m['rougeL']:.2f} | {m['n']} | {m['seconds']:.0f} |")
