@@ -1,7 +1,9 @@
-"""Is B better than A on the same examples? A paired bootstrap over two `per_example.jsonl` files.
+"""Is B better than A on the same examples? A paired bootstrap over two runs' per-example figures.
 
     python benchmarks/paired_bootstrap.py runs/extractor-hybrid-w256-val runs/extractor-dpr-w256-val \
         --metrics top1_rouge1,span_recall
+    python benchmarks/paired_bootstrap.py runs/evaluate-hybrid-w256-val runs/evaluate-default-dpr-val \
+        --metrics rouge1,rouge2,rougeLsum
 
 For each metric: the mean of A and of B over the examples both have, B - A, a 95 % interval of
 B - A from resampling the examples (10,000 draws), and the share of draws where B does not beat A
@@ -18,7 +20,11 @@ import numpy as np
 
 
 def read(folder: Path) -> dict[str, dict]:
-    path = folder / "per_example.jsonl" if folder.is_dir() else folder
+    """Rows by example id: an `evaluate-extractor` folder (per_example.jsonl), an `evaluate` folder
+    (predictions.jsonl, with per-example ROUGE) or either file."""
+    path = folder
+    if folder.is_dir():
+        path = folder / "per_example.jsonl" if (folder / "per_example.jsonl").exists() else folder / "predictions.jsonl"
     return {row["id"]: row for row in map(json.loads, path.read_text().splitlines())}
 
 
