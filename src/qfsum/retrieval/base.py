@@ -98,10 +98,10 @@ def encoder_type(directory: str | Path) -> str | None:
 def scorer_config_for_model(model: str | Path) -> ScorerConfig:
     """The scorer for a trained extractor (a directory, or the name of one shipped with qfsum): relreg
     for a cross-encoder, dense for a bi-encoder."""
-    from ..assets import SHIPPED_WEIGHTS, shipped_models
+    from ..assets import resolve, shipped_models
 
     shipped = str(model) in shipped_models()
-    directory = SHIPPED_WEIGHTS / str(model) if shipped else Path(model)
+    directory = Path(resolve(str(model)).location) if shipped else Path(model)
     kind = encoder_type(directory)
     if kind is None:
         raise QfsumError(f"{model}: neither a pipeline nor a sentence-transformers model directory")
