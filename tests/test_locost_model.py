@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
+from qfsum.models.kv_cache import cache_kwarg, output_cache
 from qfsum.models.locost import LocostConfig, LocostForConditionalGeneration
 
 TINY = dict(vocab_size=40, d_model=32, encoder_layers=2, decoder_layers=2, decoder_attention_heads=4, d_ff=48,
@@ -49,7 +50,7 @@ def test_cached_decoding_equals_full_decoding(model):
         steps = [out.logits]
         for t in (3, 4):
             out = model(encoder_outputs=(out.encoder_last_hidden_state,), attention_mask=None,
-                        decoder_input_ids=decoder[:, t : t + 1], past_key_values=out.past_key_values, use_cache=True)
+                        decoder_input_ids=decoder[:, t : t + 1], **cache_kwarg(output_cache(out)), use_cache=True)
             steps.append(out.logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-4, rtol=1e-4)
 

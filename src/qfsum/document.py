@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from .text import require_unicode
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -32,6 +34,9 @@ class Document:
     text: str
     units: list[Segment] = field(default_factory=list)
     id: str = "document"
+
+    def __post_init__(self) -> None:
+        require_unicode(self.text, self.id)  # unit texts and speakers are spans of, or joined into, the text
 
     @property
     def fingerprint(self) -> str:

@@ -18,6 +18,7 @@ from .readers import document_from_text
 from .retrieval import ScorerConfig, build_scorer, rank
 from .retrieval.base import LRUCache
 from .segment import Segmenter, SegmenterConfig
+from .text import require_unicode
 
 CONFIG_FILE = "pipeline.json"
 SAVED_MODELS = "models"  # Pipeline.save copies local model folders here
@@ -139,6 +140,7 @@ class Pipeline:
                 document = document_from_text(document)
             if not query or not query.strip():
                 raise QfsumError("the query is empty")
+            require_unicode(query, "query")
             ranked, timing = self._timed_rank(document, query)
             prepared.append((query, ranked))
             timings.append(timing)

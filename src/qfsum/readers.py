@@ -13,6 +13,7 @@ from typing import Any
 
 from .document import Document, Example, Segment
 from .errors import QfsumError
+from .text import require_unicode
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # ~10M words; a 600K-token book is ~3 MB
 _QMSUM_MARKUP = re.compile(r"\{\s*\w+\s*\}")
@@ -41,12 +42,23 @@ def read_text_file(path: str | Path) -> str:
 
 def decode_text(data: bytes, source: str = "input") -> str:
     """Decode UTF-8 bytes (BOM allowed); reject binary data with a clear message."""
-    if b"\x00" in data[:8192]:
-        raise QfsumError(f"{source}: looks like a binary file, expected UTF-8 text")
+    nul = data.find(b"\x00")
+    if nul >= 0:  # anywhere, not only near the start: text files never hold NUL
+        raise QfsumError(f"{source}: looks like a binary file (NUL byte at offset {nul}), expected UTF-8 text")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise QfsumError(f"{source}: not valid UTF-8 (byte {err.start})") from None
+
+
+def parse_json(text: str, where: str) -> Any:
+    """`json.loads` with one-line errors for malformed and absurdly nested input (RecursionError)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise QfsumError(f"{where}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    except RecursionError:
+        raise QfsumError(f"{where}: JSON nested too deeply") from None
 
 
 def paragraph_units(text: str) -> list[Segment]:
@@ -97,21 +109,23 @@ def qmsum_examples(meeting: dict[str, Any], id: str) -> list[Example]:
     document = qmsum_document(meeting, id)
     examples = []
     for kind, key in (("g", "general_query_list"), ("s", "specific_query_list")):
-        for i, item in enumerate(meeting.get(key) or []):
+        items = meeting.get(key) or []
+        if not isinstance(items, list):
+            raise QfsumError(f"{id}: '{key}' must be a list of query objects")
+        for i, item in enumerate(items):
             try:
                 spans = [(int(a), int(b)) for a, b in item.get("relevant_text_span") or []]
                 query, answer = item["query"].strip(), item["answer"].strip()
             except (KeyError, TypeError, ValueError, AttributeError):
                 raise QfsumError(f"{id}: {key}[{i}] needs 'query', 'answer' and [first, last] spans") from None
+            require_unicode(query, f"{id}: {key}[{i}].query")
+            require_unicode(answer, f"{id}: {key}[{i}].answer")
             examples.append(Example(f"{id}-{kind}{i}", document, query, [answer], spans))
     return examples
 
 
 def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(read_text_file(path))
-    except json.JSONDecodeError as err:
-        raise QfsumError(f"{path}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    return parse_json(read_text_file(path), str(path))
 
 
 def _jsonl_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -120,10 +134,7 @@ def _jsonl_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     for lineno, line in enumerate(read_text_file(path).split("\n"), 1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise QfsumError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
+        record = parse_json(line, f"{path}:{lineno}")
         if not isinstance(record, dict):
             raise QfsumError(f"{path}:{lineno}: expected a JSON object")
         records.append((lineno, record))
@@ -134,7 +145,7 @@ def _jsonl_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 def jsonl_document(record: dict[str, Any], where: str) -> Document:
     """The document of one JSONL record: `document` (a string) or `segments` (strings or objects)."""
-    id = str(record.get("id", where))
+    id = require_unicode(str(record.get("id", where)), f"{where}: id")
     if isinstance(record.get("segments"), list):
         units = []
         for seg in record["segments"]:
@@ -159,11 +170,14 @@ def jsonl_example(record: dict[str, Any], where: str) -> Example:
     query = record.get("query")
     if not isinstance(query, str) or not query.strip():
         raise QfsumError(f"{where}: needs a non-empty 'query'")
+    require_unicode(query, f"{where}: query")
     references = record.get("summaries", record.get("summary", []))
     if isinstance(references, str):
         references = [references]
     if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
         raise QfsumError(f"{where}: 'summary' must be a string, 'summaries' a list of strings")
+    for reference in references:
+        require_unicode(reference, f"{where}: summary")
     try:
         spans = [(int(a), int(b)) for a, b in record.get("spans") or []]
     except (TypeError, ValueError):
@@ -188,7 +202,9 @@ def read_document(path: str | Path) -> tuple[Document, list[str]]:
     if suffix == ".jsonl":
         lineno, record = _jsonl_records(path)[0]
         query = record.get("query")
-        return jsonl_document(record, f"{path}:{lineno}"), [query] if isinstance(query, str) and query.strip() else []
+        where = f"{path}:{lineno}"
+        queries = [require_unicode(query, f"{where}: query")] if isinstance(query, str) and query.strip() else []
+        return jsonl_document(record, where), queries
     return document_from_text(read_text_file(path), path.stem), []
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from .errors import QfsumError
+
 _ABBREVIATIONS = frozenset(
     """mr mrs ms dr prof sr jr st vs etc e.g i.e cf al ed eds inc ltd co
     corp dept univ approx est jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k a.m p.m""".split()
@@ -56,3 +58,16 @@ def word_spans(text: str) -> list[tuple[int, int]]:
 def count_words(text: str) -> int:
     """Number of whitespace-separated words."""
     return len(text.split())
+
+
+def require_unicode(text: str, what: str) -> str:
+    """`text` unchanged, or a QfsumError if it holds a lone UTF-16 surrogate (not Unicode text).
+
+    JSON's `\\udc00` escapes and Python's `surrogateescape` can put such code points in a `str`; tokenizers,
+    hashes and UTF-8 output then fail deep inside with a TypeError or UnicodeEncodeError.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise QfsumError(f"{what}: holds a lone UTF-16 surrogate (U+{ord(text[err.start]):04X}), not valid text") from None
+    return text

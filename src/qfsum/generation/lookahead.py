@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from ..errors import QfsumError
+from ..models.kv_cache import cache_kwarg
 
 # A logits processor in the `transformers` convention: (input_ids (1, T), scores (1, V)) -> scores.
 Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -190,7 +191,7 @@ class _Forward:
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any, keep: int) -> torch.Tensor:
         extra = {"logits_to_keep": keep} if self.keeps_logits else {}
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **cache_kwarg(cache),
                          use_cache=True, **extra)
         return out.logits[:, -keep:, :].float()  # (B, keep, V)
 

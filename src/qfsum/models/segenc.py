@@ -38,6 +38,7 @@ from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import BaseModelOutput
 
 from ..errors import QfsumError
+from .kv_cache import cache_kwarg, pick_cache
 from ..generation.seq2seq_inputs import (
     DocumentTokens,
     PairTemplate,
@@ -273,7 +274,8 @@ class SegEncForConditionalGeneration(PreTrainedModel, GenerationMixin):
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: Any = None,  # (B, W * L, H) states, from `get_encoder()` (generate passes them)
-        past_key_values: Any = None,
+        cache: Any = None,
+        past_key_values: Any = None,  # the name before transformers 5.24
         labels: torch.Tensor | None = None,
         use_cache: bool | None = None,
         **kwargs: Any,
@@ -289,7 +291,7 @@ class SegEncForConditionalGeneration(PreTrainedModel, GenerationMixin):
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
+            **cache_kwarg(pick_cache(cache, past_key_values)),
             labels=labels,
             use_cache=use_cache,
             **kwargs,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..document import Document
-from ..readers import document_from_text, jsonl_document, qmsum_document, qmsum_examples
+from ..readers import document_from_text, jsonl_document, parse_json, qmsum_document, qmsum_examples
 
 MAX_QUERIES = 16  # per request: more queries belong in a batch job
 MAX_QUERY_CHARS = 2000
@@ -76,10 +75,7 @@ def _json_object(text: str, format: str) -> dict:
     # a JSONL upload: its first non-empty line is the record
     if format == "jsonl":
         text = next((line for line in text.split("\n") if line.strip()), "")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise QfsumError(f"document: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    value = parse_json(text, "document")
     if not isinstance(value, dict):
         raise QfsumError(f"document: a {format} document must be a JSON object")
     return value

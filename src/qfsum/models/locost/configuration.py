@@ -21,7 +21,7 @@ class LocostConfig(PretrainedConfig):
     """
 
     model_type = "locost"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the name by transformers release
     attribute_map = {"hidden_size": "d_model", "num_attention_heads": "decoder_attention_heads",
                      "num_hidden_layers": "decoder_layers"}
 

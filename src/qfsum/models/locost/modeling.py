@@ -21,6 +21,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPastAndCrossAttentions, Seq2SeqLMOutput
 
+from ..kv_cache import cache_kwarg, pick_cache
 from .configuration import LocostConfig
 from .ssm import BiSSM, SSMKernel
 
@@ -192,10 +193,10 @@ class LocostDecoder(LocostPreTrainedModel):
 
     def forward(self, input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor,
                 encoder_attention_mask: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                past_key_values: EncoderDecoderCache | None = None) -> BaseModelOutputWithPastAndCrossAttentions:
+                cache: EncoderDecoderCache | None = None) -> BaseModelOutputWithPastAndCrossAttentions:
         """input_ids: (B, T) new tokens; encoder_hidden_states: (B, S, D) -> (B, T, D)."""
         batch, length = input_ids.shape
-        past = past_key_values.get_seq_length() if past_key_values is not None else 0
+        past = cache.get_seq_length() if cache is not None else 0
         if past + length > self.config.max_decoder_positions:
             raise ValueError(f"the decoder holds {self.config.max_decoder_positions} positions; got {past + length}")
         device = input_ids.device
@@ -210,8 +211,8 @@ class LocostDecoder(LocostPreTrainedModel):
         if encoder_attention_mask is not None:
             cross_mask = encoder_attention_mask[:, None, None, :].bool()  # (B, 1, 1, S)
         for layer in self.layers:
-            x = layer(x, self_mask, encoder_hidden_states, cross_mask, past_key_values)
-        return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=self.norm(x), past_key_values=past_key_values)
+            x = layer(x, self_mask, encoder_hidden_states, cross_mask, cache)
+        return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=self.norm(x), **cache_kwarg(cache))
 
 
 def shift_right(labels: torch.Tensor, pad_token_id: int, start_token_id: int) -> torch.Tensor:
@@ -269,13 +270,15 @@ class LocostForConditionalGeneration(LocostPreTrainedModel, GenerationMixin):
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
+        past_key_values: Cache | None = None,  # the name before transformers 5.24
         labels: torch.Tensor | None = None,
         use_cache: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> Seq2SeqLMOutput:
         """input_ids: (B, S) document tokens; decoder_input_ids or labels: (B, T) -> logits (B, T, vocab)."""
+        cache = pick_cache(cache, past_key_values)
         if encoder_outputs is None:
             encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
         elif not isinstance(encoder_outputs, BaseModelOutput):
@@ -285,15 +288,15 @@ class LocostForConditionalGeneration(LocostPreTrainedModel, GenerationMixin):
             if decoder_input_ids is None:
                 decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
         use_cache = self.config.use_cache if use_cache is None else use_cache
-        if use_cache and past_key_values is None:
-            past_key_values = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         if not use_cache:
-            past_key_values = None
+            cache = None
         decoded = self.decoder(decoder_input_ids, encoder_outputs.last_hidden_state, attention_mask,
-                               decoder_attention_mask, past_key_values)
+                               decoder_attention_mask, cache)
         logits = self.lm_head(decoded.last_hidden_state)  # (B, T, vocab)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
-        return Seq2SeqLMOutput(loss=loss, logits=logits, past_key_values=past_key_values,
+        return Seq2SeqLMOutput(loss=loss, logits=logits, **cache_kwarg(cache),
                                encoder_last_hidden_state=encoder_outputs.last_hidden_state)
