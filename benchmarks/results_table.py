@@ -58,16 +58,19 @@ def main() -> None:
                 print(f"| {name} | {split} | {m['rouge1']:.2f} | {m['rouge2']:.2f} | {m['rougeLsum']:.2f} "
                       f"| {m['rougeL']:.2f} | {m['n']} | {m['seconds']:.0f} |")
     print()
-    cols = [f"{k}_{r}" for k in ("top1", "top5", "top15", "topall") for r in ("rouge1", "rouge2", "rougeL")]
-    print("| scorer | segments | " + " | ".join(c.replace("_rouge", " R-") for c in cols)
-          + " | top1 words | top5 words | top15 words | topall words | span P | span R | n |")
-    print("| --- | --- |" + " ---: |" * (len(cols) + 7))
+    # rougeL: plain LCS; rougeLsum: summary-level, the papers' R-L. turn P/R: shares of speaker turns;
+    # span R: share of gold spans touched (older runs lack the last two ROUGE columns and span R: nan)
+    cols = [f"{k}_{r}" for k in ("top1", "top5", "top15", "topall") for r in ("rouge1", "rouge2", "rougeL", "rougeLsum")]
+    print("| scorer | segments | " + " | ".join(c.replace("_", " ") for c in cols)
+          + " | top1 words | top5 words | top15 words | topall words | turn P | turn R | span R | n |")
+    print("| --- | --- |" + " ---: |" * (len(cols) + 8))
     for folder, scorer, segments in EXTRACTORS:
         m = load(runs / folder / "metrics.json")
         if m:
             words = [f"{m[f'{k}_words']:.0f}" for k in ("top1", "top5", "top15", "topall")]
-            print(f"| {scorer} | {segments} | " + " | ".join(f"{m[c]:.2f}" for c in cols) + " | " + " | ".join(words)
-                  + f" | {m.get('span_precision', float('nan')):.2f} | {m.get('span_recall', float('nan')):.2f} | {m['n']} |")
+            spans = [f"{m.get(k, float('nan')):.2f}" for k in ("span_precision", "span_recall", "gold_span_recall")]
+            print(f"| {scorer} | {segments} | " + " | ".join(f"{m.get(c, float('nan')):.2f}" for c in cols) + " | "
+                  + " | ".join(words + spans) + f" | {m['n']} |")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from qfsum.budget import WordCounter
 from qfsum.document import Document, Example, Segment
 from qfsum.evaluation import ROUGE_KEYS, mean_scores, rouge
 from qfsum.evaluation.extractor import aggregate, example_metrics, gold_ranking, selections
-from qfsum.evaluation.spans import covered_units, gold_units, span_precision_recall
+from qfsum.evaluation.spans import covered_units, gold_span_recall, gold_units, span_precision_recall
 from qfsum.generation.draft import Evidence
 
 # -- ROUGE -----------------------------------------------------------------------------------------
@@ -53,6 +53,25 @@ def test_rougelsum_differs_from_rougel_on_reordered_sentences():
     assert scores["rouge2"] == pytest.approx(87.5)
     assert scores["rougeL"] == pytest.approx(100 * 5 / 9)
     assert scores["rougeLsum"] == pytest.approx(100.0)
+
+
+REFERENCE = "The team met on Monday. The budget was approved. Marketing will report in May."
+PREDICTION = "The budget was approved. The team met on Monday. Marketing reports in May."
+
+
+def test_rougelsum_splits_lowercased_and_tokenized_text_as_its_cased_original():
+    cased = rouge(PREDICTION, [REFERENCE])
+    lowered = rouge(PREDICTION.lower(), [REFERENCE.lower()])
+    tokenized = rouge(PREDICTION.lower().replace(".", " ."), [REFERENCE.lower().replace(".", " .")])
+    assert cased["rougeLsum"] > cased["rougeL"] + 10  # the test can fail: the split matters here
+    for scores in (lowered, tokenized):
+        assert scores == pytest.approx(cased)
+
+
+def test_rougelsum_of_lowercased_text_equals_one_sentence_per_line():
+    lines = "\n".join(s.lower() for s in ("the budget was approved.", "the team met on monday."))
+    reference = "the team met on monday. the budget was approved."
+    assert rouge(lines.replace("\n", " "), [reference])["rougeLsum"] == pytest.approx(100.0)
 
 
 def test_rouge_empty_prediction_is_zero_and_no_reference_is_an_error():
@@ -100,6 +119,16 @@ def test_span_precision_recall_by_hand():
     assert span_precision_recall(_example(spans=()), [units[1]]) is None
 
 
+def test_gold_span_recall_is_the_share_of_spans_touched():
+    example = _example(spans=[(0, 1), (3, 4)])
+    units = example.document.units
+    assert gold_span_recall(example, [units[1]]) == 0.5  # touches the first span only
+    assert gold_span_recall(example, [units[1], units[3]]) == 1.0  # one turn of each: unit recall is lower
+    assert span_precision_recall(example, [units[1], units[3]])[1] == 0.5
+    assert gold_span_recall(example, [units[2]]) == 0.0
+    assert gold_span_recall(_example(spans=()), [units[1]]) is None
+
+
 def test_gold_units_leave_out_content_free_and_out_of_range_units():
     example = _example(spans=[(0, 2), (7, 9)], units=["", "real words", "more words"], speakers=["A", "B", "C"])
     assert example.gold_units() == {0, 1, 2, 7, 8, 9}
@@ -141,8 +170,10 @@ def test_example_metrics_by_hand():
     assert row["topall_words"] == 5
     assert row["span_precision"] == pytest.approx(50.0)
     assert row["span_recall"] == pytest.approx(50.0)
-    expected_keys = {f"{s}_{m}" for s in ("top1", "top5", "top15", "topall") for m in ("rouge1", "rouge2", "rougeL", "words")}
-    assert set(row) == expected_keys | {"span_precision", "span_recall"}
+    assert row["gold_span_recall"] == pytest.approx(100.0)  # one gold span, touched
+    metrics = ("rouge1", "rouge2", "rougeL", "rougeLsum", "words")
+    expected_keys = {f"{s}_{m}" for s in ("top1", "top5", "top15", "topall") for m in metrics}
+    assert set(row) == expected_keys | {"span_precision", "span_recall", "gold_span_recall"}
 
 
 def test_example_metrics_without_spans_has_no_span_keys():

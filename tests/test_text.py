@@ -72,3 +72,16 @@ def test_word_helpers():
     text = " alpha  beta\tgamma\n"
     assert word_spans(text) == [(1, 6), (8, 12), (13, 18)]
     assert count_words(text) == 3
+
+
+def test_any_case_splits_lowercased_and_tokenized_text():
+    assert split_sentences("the cat sat. the dog ran!", any_case=True) == ["the cat sat.", "the dog ran!"]
+    assert split_sentences("we agreed . then we left .", any_case=True) == ["we agreed .", "then we left ."]
+    assert split_sentences("the cat sat. the dog ran!") == ["the cat sat. the dog ran!"]  # the default needs a capital
+
+
+def test_any_case_keeps_abbreviations_whole():
+    assert split_sentences("we met dr. smith today. he was late.", any_case=True) == [
+        "we met dr. smith today.",
+        "he was late.",
+    ]

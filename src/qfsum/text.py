@@ -19,13 +19,20 @@ _ABBREVIATIONS = frozenset(
 # Abbreviations only when a number follows ("No. 5", "Fig. 2"): "No. That is wrong." ends a sentence.
 _BEFORE_NUMBER = frozenset("no nos fig figs vol pp".split())
 _BOUNDARY = re.compile(r"""[.!?…]+["')\]’”]*\s+(?=["'(\[‘“]?[A-Z0-9])""")
+# Any case: lowercased or tokenized text ("we agreed . then ...") has no capital to split before.
+_BOUNDARY_ANY_CASE = re.compile(r"""[.!?…]+["')\]’”]*\s+(?=\S)""")
 _WORD = re.compile(r"\S+")
 
 
-def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
-    """Yield (start, end) character spans of the sentences of `text`, whitespace trimmed."""
+def sentence_spans(text: str, any_case: bool = False) -> Iterator[tuple[int, int]]:
+    """Yield (start, end) character spans of the sentences of `text`, whitespace trimmed.
+
+    By default a sentence must start with a capital, a digit or an opening quote, which keeps
+    "e.g. apples" and "approx. three" whole in ordinary prose. `any_case=True` drops that condition,
+    for lowercased or tokenized text (system outputs scored by ROUGE); abbreviations still hold.
+    """
     start = 0
-    for match in _BOUNDARY.finditer(text):
+    for match in (_BOUNDARY_ANY_CASE if any_case else _BOUNDARY).finditer(text):
         words = text[start : match.start() + 1].split()
         last = words[-1].rstrip(".!?…").lower() if words else ""
         before_number = last in _BEFORE_NUMBER and text[match.end() : match.end() + 1].isdigit()
@@ -45,9 +52,9 @@ def _trimmed(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         yield start + lead, start + lead + len(stripped)
 
 
-def split_sentences(text: str) -> list[str]:
+def split_sentences(text: str, any_case: bool = False) -> list[str]:
     """Split `text` into sentences (see `sentence_spans`)."""
-    return [text[a:b] for a, b in sentence_spans(text)]
+    return [text[a:b] for a, b in sentence_spans(text, any_case)]
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:

@@ -2,7 +2,9 @@
 
 For each example: ROUGE-1/2/L between the reference and the top-1, top-5 and top-15 segments,
 and all segments in rank order truncated to a token budget (1024); the mean word count of each
-selection; and span precision/recall of the truncated selection against the gold spans.
+selection; and, for the truncated selection against the gold spans, unit-level precision/recall
+(`span_precision`, `span_recall`: shares of speaker turns) and span-level recall (`gold_span_recall`:
+share of gold spans touched). `rougeL` is plain LCS, `rougeLsum` the summary-level R-L of the papers.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from ..document import Example
 from ..generation.draft import Evidence
 from ..text import count_words
 from .rouge import rouge
-from .spans import covered_units, gold_units, span_precision_recall
+from .spans import covered_units, gold_span_recall, gold_units, span_precision_recall
 
 TOP_K = (1, 5, 15)
-EXTRACTOR_ROUGE = ("rouge1", "rouge2", "rougeL")
+EXTRACTOR_ROUGE = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
 def selections(ranked: Sequence[Evidence], budget: int, counter: TokenCounter) -> dict[str, list[Evidence]]:
@@ -42,6 +44,7 @@ def example_metrics(example: Example, ranked: Sequence[Evidence], budget: int, c
             pr = span_precision_recall(example, [e.segment for e in chosen])
             if pr is not None:
                 row["span_precision"], row["span_recall"] = pr[0] * 100, pr[1] * 100
+                row["gold_span_recall"] = gold_span_recall(example, [e.segment for e in chosen]) * 100
     return row
 
 

@@ -4,6 +4,10 @@ F1 x 100 with Porter stemming. `rougeLsum` is summary-level ROUGE-L: prediction 
 split into one sentence per line first (this is the "R-L" of the QMSum papers); `rougeL` is
 plain sentence-level LCS over the whole text, a different and usually lower number. With several
 references, each metric is the maximum over them.
+
+The split ignores case: lowercased, tokenized outputs ("the team agreed . they ...") are split at
+the same places as their cased originals. A splitter that needs a capital after the full stop
+leaves such a summary one "sentence", and its rougeLsum silently falls to about its rougeL.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ def _scorer(keys: tuple[str, ...]) -> rouge_scorer.RougeScorer:
 
 
 def _lines(text: str) -> str:
-    return "\n".join(split_sentences(text.replace("\n", " ")))
+    return "\n".join(split_sentences(text.replace("\n", " "), any_case=True))
 
 
 def rouge(prediction: str, references: Sequence[str], keys: Sequence[str] = ROUGE_KEYS) -> dict[str, float]:

@@ -1,4 +1,10 @@
-"""Evidence against gold spans, at the level of the document's units (QMSum speaker turns)."""
+"""Evidence against gold spans, two ways.
+
+Unit level (`span_precision_recall`): the share of the selected units (QMSum speaker turns,
+paragraphs) that lie in a gold span, and the share of gold units selected. Span level
+(`gold_span_recall`): the share of gold spans that the selection touches at all, as the seed paper's
+GOLD row (recall 1.00) reads.
+"""
 
 from __future__ import annotations
 
@@ -37,3 +43,14 @@ def span_precision_recall(example: Example, segments: Iterable[Segment]) -> tupl
     selected = covered_units(example.document, segments)
     hits = len(selected & gold)
     return (hits / len(selected) if selected else 0.0), hits / len(gold)
+
+
+def gold_span_recall(example: Example, segments: Iterable[Segment]) -> float | None:
+    """Share of the gold spans (with content) that the segments touch; None without gold spans."""
+    units = example.document.units
+    spans = [{i for i in range(lo, hi + 1) if i < len(units) and has_content(units[i])} for lo, hi in example.spans]
+    spans = [span for span in spans if span]
+    if not spans:
+        return None
+    selected = covered_units(example.document, segments)
+    return sum(bool(span & selected) for span in spans) / len(spans)
