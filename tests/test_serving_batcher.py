@@ -1,4 +1,5 @@
-"""The micro-batcher on its own: batching, batch size cap, bounded queue, deadlines, error isolation.
+"""The micro-batcher on its own: batching, batch size cap, bounded queue, deadlines, error isolation,
+admission pricing (recovering estimates, document cost, cold start), cancellation and draining.
 
 The stub pipeline blocks on an event, so what queues up while it is busy is decided by the test,
 not by timing.
@@ -17,7 +18,16 @@ pytest.importorskip("prometheus_client")
 from qfsum.document import Document  # noqa: E402
 from qfsum.errors import QfsumError  # noqa: E402
 from qfsum.pipeline import Summary  # noqa: E402
-from qfsum.serving.batcher import DeadlineExceeded, MicroBatcher, NaiveRunner, QueueFull  # noqa: E402
+from qfsum.serving.batcher import (  # noqa: E402
+    CostModel,
+    DeadlineExceeded,
+    MicroBatcher,
+    NaiveRunner,
+    PipelineFailed,
+    QueueFull,
+    ShuttingDown,
+    TooMuchWork,
+)
 from qfsum.serving.metrics import Metrics  # noqa: E402
 
 DOC = Document("text", [], "d")
@@ -155,19 +165,27 @@ def test_one_rejected_query_does_not_fail_its_batch_mates():
     assert ["good", "bad"] in run.batches and ["good"] in run.batches  # retried one by one after the failure
 
 
-def test_an_unexpected_error_reaches_the_request_and_the_batcher_survives():
+def test_an_unexpected_error_fails_only_its_own_request_and_the_batcher_survives():
+    """A TypeError deep in a tokenizer (the lone-surrogate case) must not give its batch-mates a 500."""
+
     async def main():
         run = GatedRun()
+        batcher, first = await _blocked_batcher(run, max_batch_size=8)
+        good = asyncio.create_task(batcher.submit([(DOC, "good")], LONG))
+        bug = asyncio.create_task(batcher.submit([(DOC, "bug")], LONG))
+        await _until(lambda: batcher.queue_depth == 2)
         run.gate.set()
-        batcher = MicroBatcher(run)
-        await batcher.start()
-        with pytest.raises(RuntimeError, match="a bug"):
-            await batcher.submit([(DOC, "bug")], LONG)
-        answer = await batcher.submit([(DOC, "fine")], LONG)
+        await first
+        answer = await good
+        with pytest.raises(PipelineFailed, match="RuntimeError: a bug"):
+            await bug
+        after = await batcher.submit([(DOC, "fine")], LONG)
         await batcher.stop()
-        return answer
+        return run, answer, after
 
-    assert asyncio.run(main())[0].summary.text == "FINE"
+    run, answer, after = asyncio.run(main())
+    assert answer[0].summary.text == "GOOD" and after[0].summary.text == "FINE"
+    assert ["good", "bug"] in run.batches and ["good"] in run.batches and ["bug"] in run.batches
 
 
 def test_naive_runner_calls_the_pipeline_once_per_request():
@@ -185,7 +203,8 @@ def test_naive_runner_calls_the_pipeline_once_per_request():
     assert all(r.batch_size == 2 for request in results for r in request)
 
 
-@pytest.mark.parametrize("kwargs", [{"max_batch_size": 0}, {"max_queue": 0}, {"max_wait_s": -1}])
+@pytest.mark.parametrize("kwargs", [{"max_batch_size": 0}, {"max_queue": 0}, {"max_wait_s": -1},
+                                    {"max_wait_s": float("nan")}, {"max_wait_s": float("inf")}])
 def test_bad_batcher_settings_are_refused(kwargs):
     with pytest.raises(QfsumError):
         MicroBatcher(GatedRun(), **kwargs)
@@ -194,32 +213,98 @@ def test_bad_batcher_settings_are_refused(kwargs):
 def test_a_request_that_would_wait_past_its_deadline_is_refused_at_once():
     async def main():
         run = GatedRun()
-        run.gate.set()
-        batcher = MicroBatcher(run, max_batch_size=2)
-        await batcher.start()
-        await batcher.submit([(DOC, "warm")], LONG)
-        batcher._seconds_by_size = {1: 5.0, 2: 10.0}  # as measured on a slow model: two queries per 10 s
-        assert batcher.expected_wait(3) == 15.0  # a full batch, then a batch of one
-        with pytest.raises(QueueFull) as refused:
+        batcher, first = await _blocked_batcher(run, max_batch_size=2)
+        batcher.cost.query_seconds = {1: 5.0, 2: 10.0}  # as measured on a slow model: two queries per 10 s
+        batcher._running = (batcher._running[0], 0.0, batcher._running[2])  # the batch in flight: about done
+        with pytest.raises(QueueFull) as refused:  # a full batch, then a batch of one: 15 s
             await batcher.submit([(DOC, "a"), (DOC, "b"), (DOC, "c")], 12.0)
-        answers = await batcher.submit([(DOC, "d")], 12.0)  # one batch of one: 5 s fits in 12 s
+        admitted = asyncio.create_task(batcher.submit([(DOC, "d")], 12.0))  # one batch of one: 5 s fits in 12 s
+        await _until(lambda: batcher.queue_depth == 1)
+        run.gate.set()
+        await first
+        answers = await admitted
         await batcher.stop()
         return run, refused.value, answers
 
     run, refused, answers = asyncio.run(main())
-    assert refused.retry_after >= 1
+    assert refused.retry_after >= 1 and "over the 12 s deadline" in str(refused)
     assert all("a" not in b for b in run.batches)
     assert answers[0].summary.text == "D"
 
 
-def test_unmeasured_batch_sizes_are_priced_from_the_nearest_measured_one():
-    batcher = MicroBatcher(GatedRun(), max_batch_size=16)
-    assert batcher.batch_seconds(4) is None and batcher.expected_wait(64) == 0.0  # nothing measured yet
-    batcher._seconds_by_size = {1: 4.0, 8: 10.0}
-    assert batcher.batch_seconds(8) == 10.0  # measured
-    assert batcher.batch_seconds(3) == 10.0  # the smallest larger size measured: an upper bound
-    assert batcher.batch_seconds(16) == 20.0  # past the largest, scaled up linearly
-    assert batcher.expected_wait(40) == 2 * 20.0 + 10.0  # two full batches and one of 8
+def test_batch_sizes_are_priced_from_the_nearest_measured_size_and_never_shrink_with_size():
+    cost = CostModel()
+    assert cost.batch_seconds(4) == 0.0 and cost.queries_seconds(64, 16) == 0.0  # nothing measured yet
+    cost.query_seconds = {1: 4.0, 8: 10.0}
+    assert cost.batch_seconds(8) == 10.0  # measured
+    assert cost.batch_seconds(3) == 10.0  # the smallest larger size measured: an upper bound
+    assert cost.batch_seconds(16) == 20.0  # past the largest, scaled up linearly
+    assert cost.queries_seconds(40, 16) == 2 * 20.0 + 10.0  # two full batches and one of 8
+    cost.query_seconds = {1: 900.0, 16: 2.0}  # a stale slow size-1 estimate, a fresh full batch
+    assert cost.batch_seconds(1) == 2.0  # one query never costs more than sixteen
+
+
+def test_estimates_follow_new_measurements_and_split_documents_from_queries():
+    cost = CostModel()
+    cost.observe(1, seconds=100.0, new_chars=0, document_seconds=0.0)  # one pathological batch
+    for _ in range(10):
+        cost.observe(1, seconds=0.1, new_chars=0, document_seconds=0.0)
+    assert cost.batch_seconds(1) < 3.0  # the outlier fades geometrically: 100 x 0.7^10 = 2.8
+    cost.observe(1, seconds=2.0, new_chars=1000, document_seconds=1.5)
+    assert cost.char_seconds == pytest.approx(0.0015)
+    assert cost.document_seconds(10_000) == pytest.approx(15.0)
+
+
+def test_an_idle_server_admits_whatever_the_estimate_so_one_slow_batch_cannot_lock_clients_out():
+    async def main():
+        run = GatedRun()
+        run.gate.set()
+        batcher = MicroBatcher(run)
+        await batcher.start()
+        batcher.cost.query_seconds = {1: 1e6}  # one batch once took "forever"
+        answers = [await batcher.submit([(DOC, f"q{i}")], 1.0) for i in range(3)]  # idle each time: admitted
+        await batcher.stop()
+        return batcher, answers
+
+    batcher, answers = asyncio.run(main())
+    assert [a[0].summary.text for a in answers] == ["Q0", "Q1", "Q2"]
+    assert batcher.cost.batch_seconds(1) < 0.5e6  # re-measured by the two warm requests it admitted
+
+
+def test_the_first_batch_is_not_measured():
+    """Cold caches and lazy initialisation make the first batch slow: it must not price the next ones."""
+
+    async def main():
+        run = GatedRun()
+        run.gate.set()
+        batcher = MicroBatcher(run)
+        await batcher.start()
+        await batcher.submit([(DOC, "cold")], LONG)
+        cold = batcher.cost.measured
+        await batcher.submit([(DOC, "warm")], LONG)
+        await batcher.stop()
+        return cold, batcher.cost.measured
+
+    assert asyncio.run(main()) == (False, True)
+
+
+def test_a_document_priced_over_the_deadline_is_refused_and_a_known_one_is_not_priced_again():
+    big = Document("word " * 20_000, [], "big")
+
+    async def main():
+        run = GatedRun()
+        run.gate.set()
+        batcher = MicroBatcher(run)
+        await batcher.start()
+        batcher.cost.char_seconds = 1e-3  # 100,000 characters: 100 s of segmenting and encoding
+        with pytest.raises(TooMuchWork, match="priced at 100 s"):
+            await batcher.submit([(big, "q")], 60.0)
+        batcher._seen[big.fingerprint] = None  # prepared once already (e.g. before a smaller deadline)
+        answers = await batcher.submit([(big, "q")], 60.0)
+        await batcher.stop()
+        return answers
+
+    assert asyncio.run(main())[0].summary.text == "Q"
 
 
 def test_a_warm_up_request_does_not_let_a_crowd_in_that_full_batches_cannot_serve():
@@ -228,7 +313,8 @@ def test_a_warm_up_request_does_not_let_a_crowd_in_that_full_batches_cannot_serv
     async def main():
         run = GatedRun()
         batcher, first = await _blocked_batcher(run, max_batch_size=16)
-        batcher._seconds_by_size = {1: 4.0}  # the warm-up: one query in 4 s
+        batcher.cost.query_seconds = {1: 4.0}  # the warm-up: one query in 4 s
+        batcher._running = (batcher._running[0], 4.0, batcher._running[2])
         # 4 s left of the first batch + a batch of n priced n x 4 s (nothing larger measured): 14 fit in 60 s
         admitted = [asyncio.create_task(batcher.submit([(DOC, f"q{i}")], 60.0)) for i in range(14)]
         await _until(lambda: batcher.queue_depth == 14)
@@ -245,7 +331,58 @@ def test_a_warm_up_request_does_not_let_a_crowd_in_that_full_batches_cannot_serv
 def test_the_wait_for_company_is_a_small_share_of_the_measured_batch_time():
     batcher = MicroBatcher(GatedRun(), max_batch_size=16, max_wait_s=0.01)
     assert batcher.wait_limit() == 0.01  # nothing measured: the configured wait
-    batcher._seconds_by_size = {1: 0.003}  # a 3 ms pipeline: wait 0.3 ms, not 10
+    batcher.cost.query_seconds = {1: 0.003}  # a 3 ms pipeline: wait 0.3 ms, not 10
     assert batcher.wait_limit() == pytest.approx(0.0003)
-    batcher._seconds_by_size = {1: 4.0}  # a 4 s model: the configured 10 ms
-    assert batcher.wait_limit() == 0.01
+
+
+def test_a_cancelled_request_is_dropped_before_it_reaches_the_model():
+    """What the server does when a client disconnects: the request's task is cancelled."""
+
+    async def main():
+        run = GatedRun()
+        batcher, first = await _blocked_batcher(run)
+        gone = asyncio.create_task(batcher.submit([(DOC, "gone")], LONG))
+        kept = asyncio.create_task(batcher.submit([(DOC, "kept")], LONG))
+        await _until(lambda: batcher.queue_depth == 2)
+        gone.cancel()
+        run.gate.set()
+        await first
+        await kept
+        await batcher.stop()
+        return run
+
+    assert asyncio.run(main()).batches == [["first"], ["kept"]]
+
+
+def test_drain_refuses_queued_work_at_once_and_lets_the_running_batch_finish_within_grace():
+    async def main():
+        run = GatedRun()
+        batcher, first = await _blocked_batcher(run)
+        queued = asyncio.create_task(batcher.submit([(DOC, "queued")], LONG))
+        await _until(lambda: batcher.queue_depth == 1)
+        drain = asyncio.create_task(batcher.drain(grace_s=LONG))
+        with pytest.raises(ShuttingDown, match="not started"):
+            await queued  # at once, while the running batch still holds the gate
+        with pytest.raises(ShuttingDown, match="retry on another instance"):
+            await batcher.submit([(DOC, "new")], LONG)
+        run.gate.set()
+        answer = await first
+        await asyncio.wait_for(drain, LONG)
+        await batcher.stop()
+        return run, answer
+
+    run, answer = asyncio.run(main())
+    assert answer[0].summary.text == "FIRST" and run.batches == [["first"]]
+
+
+def test_a_batch_running_past_the_grace_period_is_answered_503_and_stop_does_not_wait_for_it():
+    async def main():
+        run = GatedRun()
+        batcher, first = await _blocked_batcher(run)
+        await asyncio.wait_for(batcher.drain(grace_s=0.01), LONG)
+        with pytest.raises(ShuttingDown, match="within the 0.01 s grace period"):
+            await first
+        await asyncio.wait_for(batcher.stop(), LONG)  # the model thread is still held: stop must not wait
+        run.gate.set()
+
+    asyncio.run(main())

@@ -1,28 +1,32 @@
 """Micro-batching: concurrent requests share one pipeline call.
 
 Each (document, query) pair waits in a bounded queue. A single collector takes the first pair,
-waits up to `max_wait_s` for more (or until `max_batch_size`; never more than a tenth of the measured
-batch time, so cheap pipelines do not pay the wait), and runs the batch in one worker thread, so the
+waits up to `max_wait_s` for more (or until `max_batch_size`; never more than a tenth of the predicted
+batch time, so cheap pipelines do not pay the wait), and runs the batch on one model thread, so the
 model is never called concurrently. While a batch runs, new pairs queue up and form the next batch:
-under load, batches fill without waiting. A pair whose deadline passes while
-queued is dropped before it costs a model call, and a request that would wait past its deadline
-is refused at once (429), so load beyond capacity costs clients a retry instead of a timeout.
+under load, batches fill without waiting. A pair whose request timed out, failed or whose client went
+away is dropped before it costs a model call, and a request that would wait past its deadline is
+refused at once (429), so load beyond capacity costs clients a retry instead of a timeout.
 
-The wait is predicted from measured batch times per batch size: the rest of the batch in flight plus
-every batch the queue ahead (and the request) will form. A size never measured is priced from the
-nearest measured one, scaled linearly upwards (batching is sublinear, so this errs towards refusing):
-a server warmed up with one request does not promise 64 clients what 4 full batches cannot keep.
+Admission prices work with a `CostModel` learned from measured batches: seconds per batch of n queries
+(the query part) plus seconds per character of a document the pipeline has not seen yet (segmenting,
+indexing, encoding it). Estimates move towards every new measurement, and an idle server admits any
+request whose document fits the deadline, so one slow batch cannot lock clients out: the next batch
+re-measures. The first batch (cold caches, lazy initialisation) is not measured.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import queue
+import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..document import Document
 from ..errors import QfsumError
@@ -30,20 +34,35 @@ from ..pipeline import Summary
 from .metrics import Metrics
 
 Pair = tuple[Document, str]
-WAIT_SHARE = 0.1  # waiting for company may add at most this share of a batch's measured time
+WAIT_SHARE = 0.1  # waiting for company may add at most this share of a batch's predicted time
+LEARNING_RATE = 0.3  # weight of a new measurement in the estimates: a past outlier fades within a few batches
+SEEN_DOCUMENTS = 64  # documents remembered as already prepared by the pipeline (its caches hold as many)
 RunBatch = Callable[[Sequence[Pair]], list[Summary]]
+log = logging.getLogger("qfsum.serving")
 
 
 class QueueFull(Exception):
-    """The queue cannot take the request; retry after `retry_after` seconds."""
+    """The queue cannot take the request now; retry after `retry_after` seconds (429)."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"the server is busy; retry in {retry_after} s")
+    def __init__(self, retry_after: int, reason: str) -> None:
+        super().__init__(f"the server is busy ({reason}); retry in {retry_after} s")
         self.retry_after = retry_after
 
 
+class TooMuchWork(Exception):
+    """The request alone cannot be answered within its deadline, however idle the server (413)."""
+
+
 class DeadlineExceeded(Exception):
-    """The request was not answered within its deadline."""
+    """The request was not answered within its deadline (504)."""
+
+
+class PipelineFailed(Exception):
+    """The pipeline raised an unexpected error on this request alone (500; the server logs it)."""
+
+
+class ShuttingDown(Exception):
+    """The server is stopping: the request was not (or not fully) computed (503)."""
 
 
 @dataclass
@@ -58,62 +77,182 @@ class Result:
 @dataclass
 class _Item:
     pair: Pair
+    fingerprint: str
     future: asyncio.Future
     enqueued: float = field(default_factory=time.perf_counter)
+
+
+class CostModel:
+    """Predicted seconds of model work: per batch size for the queries, per character for new documents.
+
+    Each estimate is an exponential moving average (weight LEARNING_RATE), so it follows the latest
+    measurements. Batch time never shrinks with size, so a size is priced at most like any larger
+    measured one (a stale slow estimate for one size is capped by fresher larger batches); a size above
+    the largest measured is scaled up linearly (batching is sublinear: this errs towards refusing).
+    """
+
+    def __init__(self) -> None:
+        self.query_seconds: dict[int, float] = {}  # batch size -> seconds of its query part
+        self.char_seconds: float | None = None  # seconds per character of a document not seen before
+
+    def observe(self, size: int, seconds: float, new_chars: int, document_seconds: float) -> None:
+        """Learn from one batch of `size` pairs that took `seconds`, `document_seconds` of them preparing
+        documents of `new_chars` characters in all."""
+        document_seconds = min(max(document_seconds, 0.0), seconds)
+        self.query_seconds[size] = _average(self.query_seconds.get(size), seconds - document_seconds)
+        if new_chars > 0:
+            self.char_seconds = _average(self.char_seconds, document_seconds / new_chars)
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.query_seconds)
+
+    def batch_seconds(self, size: int) -> float:
+        """Predicted seconds of the query part of a batch of `size` (0 before any measurement)."""
+        if size <= 0 or not self.query_seconds:
+            return 0.0
+        larger = [s for s in self.query_seconds if s >= size]
+        if larger:
+            return min(self.query_seconds[s] for s in larger)
+        biggest = max(self.query_seconds)
+        return self.query_seconds[biggest] * size / biggest
+
+    def queries_seconds(self, n: int, max_batch_size: int) -> float:
+        """Predicted seconds of `n` queries run in batches of at most `max_batch_size`."""
+        full, rest = divmod(n, max_batch_size)
+        return full * self.batch_seconds(max_batch_size) + self.batch_seconds(rest)
+
+    def document_seconds(self, chars: int) -> float:
+        """Predicted seconds to prepare new documents of `chars` characters (0 before any measurement)."""
+        return chars * (self.char_seconds or 0.0)
+
+
+def _average(previous: float | None, value: float) -> float:
+    return value if previous is None else (1 - LEARNING_RATE) * previous + LEARNING_RATE * value
+
+
+class ModelThread:
+    """One daemon thread that runs model calls one after another.
+
+    Unlike a ThreadPoolExecutor, a call still running at exit holds neither the event loop nor the
+    process: shutdown gives up on it after its grace period, and the interpreter does not join it.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+        """Queue `fn(*args)`; the returned future (of the running loop) gets its result or exception."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._calls.put((loop, future, fn, args))
+        return future
+
+    def close(self) -> None:
+        """Stop after the calls already queued; never waits."""
+        self._calls.put(None)
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            loop, future, fn, args = call
+            try:
+                outcome: tuple[str, Any] = ("set_result", fn(*args))
+            except BaseException as err:  # noqa: BLE001 - every failure belongs to the caller
+                outcome = ("set_exception", err)
+            try:
+                loop.call_soon_threadsafe(_settle, future, *outcome)
+            except RuntimeError:  # the loop is closed: nobody waits for this result any more
+                pass
+
+
+def _settle(future: asyncio.Future, method: str, value: Any) -> None:
+    if not future.done():
+        getattr(future, method)(value)
 
 
 class MicroBatcher:
     """Gathers pairs into batches of at most `max_batch_size`, waiting at most `max_wait_s`.
 
     `max_queue` bounds the pairs waiting (not yet in a batch); a request that does not fit is
-    refused whole with `QueueFull`. Use inside a running event loop: `start()`, `submit()`, `stop()`.
+    refused whole with `QueueFull`. Use inside a running event loop: `start()`, `submit()`, `drain()`,
+    `stop()`.
     """
 
     def __init__(self, run_batch: RunBatch, max_batch_size: int = 16, max_wait_s: float = 0.01,
                  max_queue: int = 256, metrics: Metrics | None = None) -> None:
-        if max_batch_size < 1 or max_queue < 1 or max_wait_s < 0:
+        if max_batch_size < 1 or max_queue < 1 or not 0 <= max_wait_s < math.inf:
             raise QfsumError("max batch size and queue size must be >= 1, max wait >= 0")
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
         self.metrics = metrics
+        self.cost = CostModel()
         self._pending: deque[_Item] = deque()
         self._arrived = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qfsum-batch")
+        self._thread: ModelThread | None = None
         self._task: asyncio.Task | None = None
-        self._seconds_by_size: dict[int, float] = {}  # batch size -> running mean of its time
-        self._running: tuple[float, int] | None = None  # (start time, size) of the batch in flight
+        self._running: tuple[float, float, list[_Item]] | None = None  # (start, predicted seconds, items)
+        self._seen: OrderedDict[str, None] = OrderedDict()  # fingerprints of documents already prepared
+        self._cold = True  # the first batch pays lazy initialisation: it is not measured
+        self._closing = False
 
     @property
     def queue_depth(self) -> int:
         """Pairs waiting for a batch."""
         return len(self._pending)
 
+    @property
+    def closing(self) -> bool:
+        """Whether `drain()` started: new requests are refused."""
+        return self._closing
+
+    def running_seconds(self) -> float:
+        """How long the batch on the model thread has been running (0 if none)."""
+        return time.perf_counter() - self._running[0] if self._running else 0.0
+
     async def start(self) -> None:
+        self._thread = ModelThread("qfsum-batch")
         self._task = asyncio.create_task(self._collect(), name="qfsum-batcher")
 
+    async def drain(self, grace_s: float) -> None:
+        """Refuse new requests, fail queued ones with ShuttingDown, and give the running batch up to
+        `grace_s` seconds to finish; its requests get ShuttingDown after that. Never blocks the loop."""
+        self._closing = True
+        self._fail(list(self._pending), ShuttingDown("the server is shutting down; the request was not started"))
+        self._pending.clear()
+        self._set_depth()
+        if self._running is not None:
+            items = self._running[2]
+            await asyncio.wait([i.future for i in items], timeout=grace_s)
+            self._fail(items, ShuttingDown(f"the server is shutting down; the request did not finish "
+                                           f"within the {grace_s:g} s grace period"))
+
     async def stop(self) -> None:
+        """Drain at once (no grace) and end the collector and the model thread, without waiting for it."""
+        if not self._closing:
+            await self.drain(0.0)
         if self._task:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        for item in self._pending:
-            item.future.cancel()
-        self._pending.clear()
-        self._executor.shutdown(wait=True)
+        if self._thread:
+            self._thread.close()
 
     async def submit(self, pairs: Sequence[Pair], timeout_s: float) -> list[Result]:
-        """Answer the pairs (in order) within `timeout_s`, or raise QueueFull / DeadlineExceeded.
-
-        Raises QfsumError if the pipeline rejects one of the pairs (e.g. a query too long).
-        """
-        if len(self._pending) + len(pairs) > self.max_queue or self.expected_wait(len(pairs)) > timeout_s:
-            raise QueueFull(self.retry_after())
+        """Answer the pairs (in order) within `timeout_s`, or raise QueueFull / TooMuchWork /
+        DeadlineExceeded / ShuttingDown. Raises QfsumError if the pipeline rejects one of the pairs
+        (e.g. a query too long) and PipelineFailed if it fails unexpectedly: either way for this
+        request alone, its batch-mates are answered."""
+        if self._closing:
+            raise ShuttingDown("the server is shutting down; retry on another instance")
         loop = asyncio.get_running_loop()
-        items = [_Item(pair, loop.create_future()) for pair in pairs]
+        items = [_Item(pair, pair[0].fingerprint, loop.create_future()) for pair in pairs]
+        self._admit(items, timeout_s)
         self._pending.extend(items)
         self._set_depth()
         self._arrived.set()
@@ -122,57 +261,57 @@ class MicroBatcher:
         except TimeoutError:
             raise DeadlineExceeded(f"not answered within {timeout_s:g} s") from None
         finally:
-            # on timeout or error the futures are cancelled: the collector skips them if still queued
+            # on timeout, error or a client gone: the collector skips these if still queued
             for item in items:
                 item.future.cancel()
 
-    def batch_seconds(self, size: int) -> float | None:
-        """Predicted seconds of one batch of `size` pairs; None before any batch was measured.
+    def _admit(self, items: list[_Item], timeout_s: float) -> None:
+        """Raise TooMuchWork if the request alone cannot meet its deadline, QueueFull if the queue
+        cannot take it now or it would wait past its deadline. An idle server admits anything that fits."""
+        own = self.cost.document_seconds(self._new_chars(items))
+        if own > timeout_s:
+            raise TooMuchWork(f"the document is priced at {own:.0f} s of model work, over the {timeout_s:g} s "
+                              f"deadline: send a smaller document")
+        if len(self._pending) + len(items) > self.max_queue:
+            raise QueueFull(self.retry_after(), f"the queue holds {len(self._pending)} queries")
+        idle = self._running is None and not self._pending
+        if not idle and self.expected_wait(items) > timeout_s:
+            raise QueueFull(self.retry_after(), f"the work ahead would take about {self.expected_wait(items):.0f} s, "
+                                                f"over the {timeout_s:g} s deadline")
 
-        The measured mean at that size, else the smallest larger size's (batch time grows with size),
-        else the largest measured size's scaled up linearly (an upper bound: batching is sublinear).
-        """
-        if not self._seconds_by_size:
-            return None
-        if size in self._seconds_by_size:
-            return self._seconds_by_size[size]
-        larger = [s for s in self._seconds_by_size if s > size]
-        if larger:
-            return self._seconds_by_size[min(larger)]
-        biggest = max(self._seconds_by_size)
-        return self._seconds_by_size[biggest] * size / biggest
+    def _new_chars(self, *groups: Iterable[_Item]) -> int:
+        """Characters of the distinct documents among the items of `groups` not prepared yet."""
+        documents = {i.fingerprint: len(i.pair[0].text) for group in groups for i in group}
+        return sum(chars for fingerprint, chars in documents.items() if fingerprint not in self._seen)
 
-    def expected_wait(self, n: int) -> float:
-        """Seconds until `n` more pairs would be answered: the rest of the batch in flight plus the batches
-        the queue and these pairs will form (0 before any batch was measured)."""
-        if not self._seconds_by_size:
-            return 0.0
+    def expected_wait(self, items: Sequence[_Item] = ()) -> float:
+        """Seconds until `items` would be answered: the rest of the batch in flight plus the work the
+        queue and these items make (0 before any batch was measured)."""
         wait = 0.0
         if self._running is not None:
-            started, size = self._running
-            wait += max(0.0, self.batch_seconds(size) - (time.perf_counter() - started))
-        queued = len(self._pending) + n
-        full, rest = divmod(queued, self.max_batch_size)
-        wait += full * self.batch_seconds(self.max_batch_size) + (self.batch_seconds(rest) if rest else 0.0)
-        return wait
+            started, predicted, _ = self._running
+            wait += max(0.0, predicted - (time.perf_counter() - started))
+        queries = len(self._pending) + len(items)
+        return (wait + self.cost.queries_seconds(queries, self.max_batch_size)
+                + self.cost.document_seconds(self._new_chars(self._pending, items)))
 
     def wait_limit(self) -> float:
         """How long the first queued pair waits for company: `max_wait_s`, but at most WAIT_SHARE of the
-        measured time of a batch like the one queued, so a pipeline answering in 3 ms is not slowed down
+        predicted time of a batch like the one queued, so a pipeline answering in 3 ms is not slowed down
         by a 10 ms wait that only pays off for models that take seconds."""
-        expected = self.batch_seconds(max(1, len(self._pending)))
-        return self.max_wait_s if expected is None else min(self.max_wait_s, WAIT_SHARE * expected)
+        if not self.cost.measured:
+            return self.max_wait_s
+        return min(self.max_wait_s, WAIT_SHARE * self.cost.batch_seconds(max(1, len(self._pending))))
 
     def retry_after(self) -> int:
         """Seconds until the work already accepted is likely done (at least 1)."""
-        return max(1, math.ceil(self.expected_wait(0)))
+        return max(1, math.ceil(self.expected_wait()))
 
     def _set_depth(self) -> None:
         if self.metrics:
             self.metrics.queue_depth.set(len(self._pending))
 
     async def _collect(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             while not self._pending:
                 self._arrived.clear()
@@ -188,43 +327,63 @@ class MicroBatcher:
             batch: list[_Item] = []
             while self._pending and len(batch) < self.max_batch_size:
                 item = self._pending.popleft()
-                if not item.future.done():  # skip pairs whose request timed out or failed
+                if not item.future.done():  # skip pairs whose request timed out, failed or left
                     batch.append(item)
             self._set_depth()
             if batch:
-                await self._run(loop, batch)
+                await self._run(batch)
 
-    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+    async def _run(self, batch: list[_Item]) -> None:
+        """Run one batch; if it fails, run its pairs one by one so that only the culprit fails."""
+        new_chars = self._new_chars(batch)
         started = time.perf_counter()
-        self._running = (started, len(batch))
+        predicted = self.cost.queries_seconds(len(batch), self.max_batch_size) + self.cost.document_seconds(new_chars)
+        self._running = (started, predicted, batch)
+        assert self._thread is not None, "start() the batcher first"
         try:
-            summaries = await loop.run_in_executor(self._executor, self.run_batch, [i.pair for i in batch])
-        except QfsumError as err:
-            if len(batch) == 1:
-                if not batch[0].future.done():
-                    batch[0].future.set_exception(err)
-                return
-            # one bad pair must not fail its batch-mates: answer them one by one
-            for item in batch:
-                if not item.future.done():
-                    await self._run(loop, [item])
-            return
-        except Exception as err:  # a bug: every request of the batch gets a 500, the server lives on
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(err)
-            return
-        finally:
+            summaries = await self._thread.run(self.run_batch, [i.pair for i in batch])
+        except Exception as err:
             self._running = None
-        seconds = time.perf_counter() - started
-        previous = self._seconds_by_size.get(len(batch))
-        self._seconds_by_size[len(batch)] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
-        if self.metrics:
-            self.metrics.batch_size.observe(len(batch))
+            if len(batch) > 1:
+                for item in batch:
+                    if not item.future.done():
+                        await self._run([item])
+                return
+            if not isinstance(err, QfsumError):  # a bug or a fault: this request alone gets a 500
+                log.error("the pipeline failed on one query", exc_info=err)
+                err = PipelineFailed(f"{type(err).__name__}: {err}")
+            self._fail(batch, err)
+            return
+        self._running = None
+        self._learn(batch, time.perf_counter() - started, new_chars, summaries)
         for item, summary in zip(batch, summaries, strict=True):
             if not item.future.done():
                 item.future.set_result(Result(summary, len(batch), (started - item.enqueued) * 1e3))
 
+    def _learn(self, batch: list[_Item], seconds: float, new_chars: int, summaries: list[Summary]) -> None:
+        """Measure the batch (not the first one: it pays cold caches) and remember its documents."""
+        if self.metrics:
+            self.metrics.batch_size.observe(len(batch))
+        # a new document is prepared (segmented, indexed, encoded) by its first query's rank stage
+        firsts = {}
+        for item, summary in zip(batch, summaries, strict=True):
+            if item.fingerprint not in self._seen:
+                firsts.setdefault(item.fingerprint, summary)
+        document_ms = sum(s.timings.get("segment_ms", 0.0) + s.timings.get("score_ms", 0.0) for s in firsts.values())
+        if not self._cold:
+            self.cost.observe(len(batch), seconds, new_chars, document_ms / 1e3)
+        self._cold = False
+        for fingerprint in firsts:
+            self._seen[fingerprint] = None
+        for item in batch:
+            self._seen.move_to_end(item.fingerprint)
+        while len(self._seen) > SEEN_DOCUMENTS:
+            self._seen.popitem(last=False)
+
+    def _fail(self, items: Sequence[_Item], err: BaseException) -> None:
+        for item in items:
+            if not item.future.done():
+                item.future.set_exception(err)
 
 
 class NaiveRunner:
@@ -237,21 +396,32 @@ class NaiveRunner:
     def __init__(self, run_batch: RunBatch, metrics: Metrics | None = None) -> None:
         self.run_batch = run_batch
         self.metrics = metrics
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qfsum-naive")
+        self._thread: ModelThread | None = None
         self._waiting = 0
+        self.closing = False
 
     @property
     def queue_depth(self) -> int:
         return self._waiting
 
+    def running_seconds(self) -> float:
+        return 0.0  # not tracked: the baseline has no deadline to be stuck past
+
     async def start(self) -> None:
-        pass
+        self._thread = ModelThread("qfsum-naive")
+
+    async def drain(self, grace_s: float) -> None:
+        self.closing = True
 
     async def stop(self) -> None:
-        self._executor.shutdown(wait=True)
+        self.closing = True
+        if self._thread:
+            self._thread.close()
 
     async def submit(self, pairs: Sequence[Pair], timeout_s: float) -> list[Result]:
-        loop = asyncio.get_running_loop()
+        if self.closing:
+            raise ShuttingDown("the server is shutting down; retry on another instance")
+        assert self._thread is not None, "start() the runner first"
         enqueued = time.perf_counter()
         self._waiting += len(pairs)
         self._set_depth()
@@ -263,7 +433,7 @@ class NaiveRunner:
             return self.run_batch(pairs)
 
         try:
-            summaries = await loop.run_in_executor(self._executor, call)  # the executor's queue serializes
+            summaries = await self._thread.run(call)  # the thread's queue serializes
         finally:
             self._waiting -= len(pairs)
             self._set_depth()

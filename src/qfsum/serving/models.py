@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ..document import Document
+from ..errors import QfsumError
 from ..readers import document_from_text, jsonl_document, parse_json, qmsum_document, qmsum_examples
+from ..text import require_unicode
 
 MAX_QUERIES = 16  # per request: more queries belong in a batch job
 MAX_QUERY_CHARS = 2000
@@ -15,27 +17,38 @@ MAX_QUERY_CHARS = 2000
 DocumentFormat = Literal["text", "markdown", "jsonl", "qmsum"]
 
 
+def _unicode(text: str) -> str:
+    """Reject lone UTF-16 surrogates (JSON's "\\udc00") at the edge: 422, before any model sees them."""
+    try:
+        return require_unicode(text, "text")
+    except QfsumError:
+        raise ValueError("holds a lone UTF-16 surrogate, not valid text") from None
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
+
+
 class SegmentIn(BaseModel):
     """One natural unit of a document (a speaker turn, a paragraph)."""
 
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, description="the unit's text")
-    speaker: str | None = Field(default=None, description="who said it, shown as 'Speaker: text'")
+    text: Text = Field(min_length=1, description="the unit's text")
+    speaker: Text | None = Field(default=None, description="who said it, shown as 'Speaker: text'")
 
 
 class DocumentIn(BaseModel):
     """A document, given as text (in one of the reader formats) or as a list of segments."""
 
     model_config = ConfigDict(extra="forbid")
-    document: str | None = Field(
+    document: Text | None = Field(
         default=None, min_length=1,
         description="the document: plain text or Markdown, one JSONL record, or a QMSum meeting as JSON (see `format`)",
     )
-    segments: list[str | SegmentIn] | None = Field(
+    segments: list[Text | SegmentIn] | None = Field(
         default=None, min_length=1, description="the document as its units, instead of `document`"
     )
     format: DocumentFormat = Field(default="text", description="how to read `document`")
-    id: str = Field(default="document", max_length=200, description="a name for the document, echoed back")
+    id: Text = Field(default="document", max_length=200, description="a name for the document, echoed back")
 
     @model_validator(mode="after")
     def _one_source(self) -> "DocumentIn":
@@ -70,8 +83,6 @@ class DocumentIn(BaseModel):
 
 
 def _json_object(text: str, format: str) -> dict:
-    from ..errors import QfsumError
-
     # a JSONL upload: its first non-empty line is the record
     if format == "jsonl":
         text = next((line for line in text.split("\n") if line.strip()), "")
@@ -94,7 +105,7 @@ class Options(BaseModel):
 class SummarizeRequest(DocumentIn):
     """`POST /v1/summarize`: a document and one or more questions about it."""
 
-    queries: list[str] = Field(min_length=1, max_length=MAX_QUERIES, description="the questions")
+    queries: list[Text] = Field(min_length=1, max_length=MAX_QUERIES, description="the questions")
     options: Options = Field(default_factory=Options)
 
     @model_validator(mode="after")
@@ -154,6 +165,15 @@ class Health(BaseModel):
     pipeline: str
     mode: Literal["batched", "naive"]
     auth: bool = Field(description="whether /v1 needs a bearer token")
+
+
+class Ready(BaseModel):
+    """`GET /readyz`: whether to send this server traffic now (200), or why not (503)."""
+
+    ready: bool
+    detail: str = Field(description="'ready', or why not: shutting down, queue full, model thread stuck")
+    queue_depth: int = Field(description="queries waiting for a batch")
+    running_s: float = Field(description="how long the batch on the model thread has run so far")
 
 
 class ErrorBody(BaseModel):

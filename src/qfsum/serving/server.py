@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 
 from ..errors import QfsumError
+
+SHUTDOWN_MARGIN_S = 5  # after the grace period, time to write the last answers before uvicorn closes connections
 
 
 def check_bindable(host: str, port: int) -> None:
@@ -25,15 +29,40 @@ def check_bindable(host: str, port: int) -> None:
         raise QfsumError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
 
 
-def run(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Serve until interrupted."""
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+class Server(uvicorn.Server):
+    """uvicorn's server that tells the app as soon as shutdown starts (SIGTERM, SIGINT), before uvicorn
+    waits for open connections: queued requests get 503 at once and the running batch its grace period,
+    so every open request is answered before uvicorn's own timeout closes connections."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        from .app import begin_shutdown
+
+        begin_shutdown(self.config.app)
+        super().handle_exit(sig, frame)
+
+
+def _config(app: FastAPI, host: str, port: int, log_level: str, proxy_headers: bool) -> uvicorn.Config:
+    grace_s = app.state.config.grace_s
+    # X-Forwarded-For is trusted only when asked: otherwise any local client could pose as another address
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, proxy_headers=proxy_headers,
+                          timeout_graceful_shutdown=math.ceil(grace_s) + SHUTDOWN_MARGIN_S)
+
+
+def run(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
+        proxy_headers: bool = False) -> None:
+    """Serve until interrupted; on SIGTERM, answer open requests within the app's grace period."""
+    Server(_config(app, host, port, log_level, proxy_headers)).run()
 
 
 @contextmanager
 def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", startup_timeout_s: float = 60.0) -> Iterator[str]:
-    """Serve `app` on a free loopback port in a background thread; yield its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=0, log_level="warning"))
+    """Serve `app` on a free loopback port in a background thread; yield its base URL.
+
+    `app.state.server` is the uvicorn server: `app.state.server.handle_exit(signal.SIGTERM, None)`
+    starts a shutdown as the signal would.
+    """
+    server = Server(_config(app, host, 0, "warning", False))
+    app.state.server = server
     thread = threading.Thread(target=server.run, name="qfsum-uvicorn", daemon=True)
     thread.start()
     give_up = time.monotonic() + startup_timeout_s
