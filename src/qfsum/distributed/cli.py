@@ -9,15 +9,29 @@ import sys
 from pathlib import Path
 
 from ..errors import QfsumError
+from . import EXECUTORS, RAY_MIN_CPUS
+
+
+EXIT_CODES = """exit status:
+  0  every record has a summary in --output
+  1  the job finished, but some records are error lines {"id", "error"} in --output
+     (bad JSON, rejected by the pipeline, or failing it); the summary line counts them
+  2  nothing was done or the job stopped: one line on stderr says why (bad input file,
+     unwritable or full --output folder, unknown pipeline); rerun to resume"""
+EXIT_SOME_ERRORS = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags of `qfsum batch`."""
+    """Flags of `qfsum batch`, and its exit codes in --help."""
+    p.epilog = EXIT_CODES
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--input", "-i", required=True, help="JSONL requests: id, document or segments, query")
     p.add_argument("--output", "-o", required=True, help="JSONL answers, in input order; rerun to resume")
     p.add_argument("--pipeline", "-p", default="default", help="pipeline name, saved directory, or module:factory")
     _execution_arguments(p)
-    p.add_argument("--executor", default="ray", choices=("ray", "local"), help="ray (default) or this process only")
+    p.add_argument("--executor", default="auto", choices=EXECUTORS,
+                   help=f"auto (default: Ray given a cluster address or RAY_ADDRESS, or from {RAY_MIN_CPUS} CPUs; "
+                        "else this process), local (this process only) or ray")
 
 
 def _execution_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,13 +42,15 @@ def _execution_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def batch(args: argparse.Namespace) -> None:
-    """`qfsum batch`: the body of the command."""
+    """`qfsum batch`: the body of the command; exits 1 if some records became error lines."""
     from .job import BatchJob
 
     job = BatchJob(args.input, args.output, args.pipeline, args.executor, args.ray_address, args.workers,
                    args.block_size, progress=not args.no_progress)
     report = job.run()
     print(report.summary_line(Path(args.output)))
+    if report.errors:
+        raise SystemExit(EXIT_SOME_ERRORS)
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:

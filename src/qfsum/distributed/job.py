@@ -1,15 +1,19 @@
 """A batch job: summarize every record of a JSONL file, resumably, in one process or on Ray.
 
 Input records use the JSONL example format (`id`, `document` or `segments`, `query`); each gets
-one output line `{"id", "query", "summary", "evidence", "timings"}` (or `{"id", "error"}` if the
-pipeline rejects that record). Output lines follow the input order.
+one output line `{"id", "query", "summary", "evidence", "timings"}`, or `{"id", "error"}` if the
+record is bad (malformed, rejected by the pipeline, or failing it in any other way): a bad record
+never stops the job. Output lines follow the input order.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import math
+import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,8 +23,12 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from ..errors import QfsumError
-from ..readers import decode_text, jsonl_example
-from .parts import PartStore
+from ..readers import decode_text, jsonl_example, parse_json
+from ..text import require_unicode
+from . import EXECUTORS, RAY_MIN_CPUS
+from .parts import PartStore, check_writable
+
+MAX_ERROR_CHARS = 500  # an error line's message, cut to this length
 
 
 class BatchPipeline(Protocol):
@@ -31,10 +39,11 @@ class BatchPipeline(Protocol):
 
 @dataclass(frozen=True)
 class Record:
-    """One input record: its id and its JSON text (parsed again where it is summarized)."""
+    """One input record: its id and its JSON text, or why it cannot be summarized."""
 
     id: str
     line: str
+    error: str | None = None
 
 
 @dataclass
@@ -43,20 +52,22 @@ class JobReport:
 
     total: int  # records in the input
     skipped: int  # already done by an earlier run
-    computed: int  # summarized by this run
+    computed: int  # done by this run (summarized or error lines)
+    errors: int  # error lines in the output, this run's and earlier runs'
     seconds: float
     executor: str
     workers: int
 
     @property
     def throughput(self) -> float:
-        """Records summarized per second by this run."""
+        """Records done per second by this run."""
         return self.computed / self.seconds if self.seconds > 0 else 0.0
 
     def summary_line(self, output: Path) -> str:
+        """The line `qfsum batch` prints at the end."""
         return (f"batch: {self.computed} records in {self.seconds:.1f} s ({self.throughput:.2f} records/s, "
                 f"{self.executor}, {self.workers} worker{'s' * (self.workers != 1)}); {self.skipped} already done; "
-                f"{self.total} in {output}")
+                f"{self.total} in {output}, {self.errors} error line{'s' * (self.errors != 1)}")
 
 
 def load_pipeline(spec: str) -> BatchPipeline:
@@ -74,69 +85,127 @@ def load_pipeline(spec: str) -> BatchPipeline:
     return Pipeline.load(spec)
 
 
-def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) of every non-empty line, streamed: a corpus may be far larger than
-    the size limit of one document, so the readers' whole-file JSONL reader does not fit here."""
-    if not path.is_file():
-        raise QfsumError(f"{path}: no such file")
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):  # JSON strings hold no raw newline: b"\n" splits records
-            line = decode_text(raw, f"{path}:{lineno}")
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise QfsumError(f"{path}:{lineno}: malformed JSON ({err.msg})") from None
-            if not isinstance(data, dict):
-                raise QfsumError(f"{path}:{lineno}: expected a JSON object")
-            yield lineno, data
-
-
 def read_records(path: str | Path) -> list[Record]:
-    """Every record of a JSONL file, validated (one-line errors name the line); ids must be unique.
-
-    A record without `id` is called `line-N` after its line number.
+    """Every record of a JSONL file, streamed (a corpus may be far larger than one document's size
+    limit). A bad line becomes a record with an `error`, named by its `id` or, without a usable one,
+    `line-N`. The file as a whole fails with a one-line error: missing, empty, no valid record at all
+    (not a JSONL file of requests), or an id twice (which answer would be whose?).
     """
     path = Path(path)
     if path.suffix.lower() != ".jsonl":
         raise QfsumError(f"{path}: expected a .jsonl file (one request per line)")
+    if not path.is_file():
+        raise QfsumError(f"{path}: no such file")
     records: list[Record] = []
     seen: dict[str, int] = {}
-    for lineno, data in _json_lines(path):
-        where = f"{path}:{lineno}"
-        id = str(data.get("id", f"line-{lineno}"))
-        jsonl_example({**data, "id": id}, where)  # validate now: a bad line fails fast, not hours in
-        if id in seen:
-            raise QfsumError(f"{where}: duplicate id '{id}' (first on line {seen[id]})")
-        seen[id] = lineno
-        records.append(Record(id, json.dumps(data, ensure_ascii=False)))
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):  # JSON strings hold no raw newline: b"\n" splits records
+            record = _record(raw, lineno, f"{path}:{lineno}")
+            if record is None:
+                continue
+            if record.id in seen:
+                raise QfsumError(f"{path}:{lineno}: duplicate id '{record.id}' (first on line {seen[record.id]})")
+            seen[record.id] = lineno
+            records.append(record)
     if not records:
         raise QfsumError(f"{path}: no records (the file is empty)")
+    if all(r.error for r in records):
+        raise QfsumError(f"{records[0].error} (and no line of the file is a valid request)")
     return records
 
 
-def summarize_block(pipeline: BatchPipeline, ids: Sequence[str], lines: Sequence[str]) -> list[str]:
-    """Output lines for one block of records; the writer sees the block as one batch."""
-    examples = [jsonl_example({**json.loads(line), "id": id}, id) for id, line in zip(ids, lines, strict=True)]
+def _record(raw: bytes, lineno: int, where: str) -> Record | None:
+    """One input line as a Record (None for a blank line); validated now so that a bad record is
+    answered with an error line at once, not sent to a worker."""
+    fallback = f"line-{lineno}"
     try:
-        summaries = pipeline.summarize_batch([(e.document, e.query) for e in examples])
-        results = [{"id": e.id, **s.to_dict()} for e, s in zip(examples, summaries, strict=True)]
-    except QfsumError:
-        results = [_one(pipeline, e) for e in examples]  # find the bad record; keep the others
-    return [json.dumps(r, ensure_ascii=False) for r in results]
-
-
-def _one(pipeline: BatchPipeline, example: Any) -> dict[str, Any]:
-    try:
-        return {"id": example.id, **pipeline.summarize_batch([(example.document, example.query)])[0].to_dict()}
+        text = decode_text(raw, where)
+        if not text.strip():
+            return None
+        data = parse_json(text, where)
+        if not isinstance(data, dict):
+            raise QfsumError(f"{where}: expected a JSON object")
+        id = _record_id(data.get("id", fallback), where)
     except QfsumError as err:
-        return {"id": example.id, "error": str(err)}
+        return Record(fallback, "", str(err))
+    try:
+        jsonl_example({**data, "id": id}, where)
+    except QfsumError as err:
+        return Record(id, "", str(err))
+    return Record(id, text.strip())
+
+
+def _record_id(value: Any, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise QfsumError(f"{where}: 'id' must be a string or an integer")
+    return require_unicode(str(value), f"{where}: id")
+
+
+def summarize_block(pipeline: BatchPipeline, ids: Sequence[str], lines: Sequence[str]) -> list[str]:
+    """Output lines for one block of records, in order. The block goes to the pipeline as one batch;
+    if that fails in any way, each record goes alone, and a record that fails alone gets an error line."""
+    try:
+        examples = [_example(id, line) for id, line in zip(ids, lines, strict=True)]
+        summaries = pipeline.summarize_batch([(e.document, e.query) for e in examples])
+        return [_result_line(id, s) for id, s in zip(ids, summaries, strict=True)]
+    except Exception:  # noqa: BLE001 -- one bad record must not cost its block: find it below
+        return [_alone(pipeline, id, line) for id, line in zip(ids, lines, strict=True)]
+
+
+def _alone(pipeline: BatchPipeline, id: str, line: str) -> str:
+    try:
+        example = _example(id, line)
+        (summary,) = pipeline.summarize_batch([(example.document, example.query)])
+        return _result_line(id, summary)
+    except Exception as err:  # noqa: BLE001 -- whatever the cause, this record gets an error line
+        return error_line(id, err)
+
+
+def _example(id: str, line: str) -> Any:
+    return jsonl_example({**json.loads(line), "id": id}, id)
+
+
+def _result_line(id: str, summary: Any) -> str:
+    line = json.dumps({"id": id, **summary.to_dict()}, ensure_ascii=False)
+    line.encode("utf-8")  # a lone surrogate in a custom pipeline's output fails here, for this record only
+    return line
+
+
+def error_line(id: str, err: Exception | str) -> str:
+    """`{"id", "error"}` with a one-line message (a QfsumError's own words, else the exception type too)."""
+    message = err if isinstance(err, str | QfsumError) else f"{type(err).__name__}: {err}"
+    text = " ".join(str(message).split())[:MAX_ERROR_CHARS]
+    return json.dumps({"id": id, "error": text})  # ASCII: escapes whatever a message holds
 
 
 def blocks(records: Sequence[Record], size: int) -> Iterator[Sequence[Record]]:
+    """Consecutive slices of at most `size` records."""
     for i in range(0, len(records), size):
         yield records[i : i + size]
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (the affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def choose_executor(requested: str, ray_address: str | None) -> tuple[str, str]:
+    """(executor, why) for `--executor`: `auto` starts Ray only where it can help (a cluster, or
+    enough CPUs for a pool of pipelines to beat one process)."""
+    has_ray = importlib.util.find_spec("ray") is not None
+    if requested == "ray" and not has_ray:
+        raise QfsumError("--executor ray needs Ray: pip install 'qfsum[batch]'")
+    if requested != "auto":
+        return requested, "--executor"
+    if ray_address or os.environ.get("RAY_ADDRESS"):
+        if not has_ray:
+            raise QfsumError("a Ray address is given but Ray is not installed: pip install 'qfsum[batch]'")
+        return "ray", "auto: a Ray cluster address is given"
+    cpus = usable_cpus()
+    if cpus >= RAY_MIN_CPUS and has_ray:
+        return "ray", f"auto: {cpus} CPUs"
+    why = f"{cpus} CPUs" if has_ray else "Ray is not installed"
+    return "local", f"auto: {why}; a local Ray helps from {RAY_MIN_CPUS} CPUs or on a cluster (--executor ray)"
 
 
 @dataclass
@@ -146,54 +215,65 @@ class BatchJob:
     input: str | Path
     output: str | Path
     pipeline: str = "default"
-    executor: str = "ray"  # ray | local (this process only)
+    executor: str = "auto"  # auto | local (this process only) | ray
     ray_address: str | None = None  # None: start a local Ray; else a cluster address (ray://..., auto)
     workers: int | None = None  # Ray actors, each with its own pipeline (default: one per CPU)
     block_size: int = 16  # records per model batch and per part file
     progress: bool = True
 
     def run(self) -> JobReport:
+        """Do what is left of the job, merge, and report; a bad record is an error line, not a failure."""
+        self._check_arguments()
+        store = PartStore(self.output)
+        check_writable(store.output.parent)  # before any work: a read-only folder fails now, not after it
+        records = read_records(self.input)
+        order = [r.id for r in records]
+        done = store.done(set(order))
+        if store.is_merged(done, order):
+            return JobReport(len(order), len(order), 0, sum(line.error for line in done.values()), 0.0, "none", 0)
+        pending = [r for r in records if r.id not in done]
+        started = time.perf_counter()
+        executor, workers = self._run(pending, store, initial=len(records) - len(pending))
+        seconds = time.perf_counter() - started
+        merged = store.merge(order)
+        errors = sum(line.error for line in merged.values())
+        return JobReport(len(records), len(records) - len(pending), len(pending), errors, seconds, executor, workers)
+
+    def _check_arguments(self) -> None:
         if self.block_size < 1:
             raise QfsumError("--block-size must be >= 1")
         if self.workers is not None and self.workers < 1:
             raise QfsumError("--workers must be >= 1")
-        if self.executor not in ("ray", "local"):
-            raise QfsumError(f"unknown executor '{self.executor}' (ray or local)")
-        records = read_records(self.input)
-        store = PartStore(self.output)
-        order = [r.id for r in records]
-        if store.output.exists() and not store.folder.exists():
-            return self._already_complete(store, order)
-        done = store.done()
-        pending = [r for r in records if r.id not in done]
-        started = time.perf_counter()
-        workers = 1
-        with tqdm(total=len(records), initial=len(records) - len(pending), unit="rec", desc="batch",
+        if self.executor not in EXECUTORS:
+            raise QfsumError(f"unknown executor '{self.executor}' ({', '.join(EXECUTORS)})")
+        if Path(self.output).resolve() == Path(self.input).resolve():
+            raise QfsumError("--output is the input file: pick another --output")
+
+    def _run(self, pending: Sequence[Record], store: PartStore, initial: int) -> tuple[str, int]:
+        """Write a part for every pending record; return (executor, workers)."""
+        bad = [r for r in pending if r.error]
+        if bad:  # answered at once, in one part: no pipeline needed
+            store.write([error_line(r.id, r.error) for r in bad])
+        good = [r for r in pending if not r.error]
+        if not good:
+            return "none", 0
+        executor, why = choose_executor(self.executor, self.ray_address)
+        if executor == "local":
+            pipeline = load_pipeline(self.pipeline)
+        else:
+            from .ray_runner import connect, run_on_ray
+
+            connect(self.ray_address)
+        # said once set-up has worked, so that a set-up error stays the only stderr line
+        print(f"batch: executor {executor} ({why})", file=sys.stderr)
+        with tqdm(total=initial + len(pending), initial=initial + len(bad), unit="rec", desc="batch",
                   disable=not self.progress, dynamic_ncols=True) as bar:
-            if pending:
-                if self.executor == "local":
-                    self._run_local(pending, store, bar)
-                else:
-                    from .ray_runner import run_on_ray
-
-                    workers = run_on_ray(pending, store, bar, self.pipeline, self.block_size, self.workers,
-                                         self.ray_address)
-        seconds = time.perf_counter() - started
-        store.merge(order)
-        return JobReport(len(records), len(records) - len(pending), len(pending), seconds, self.executor, workers)
-
-    def _run_local(self, pending: Sequence[Record], store: PartStore, bar: tqdm) -> None:
-        pipeline = load_pipeline(self.pipeline)
-        for block in blocks(pending, self.block_size):
-            store.write(summarize_block(pipeline, [r.id for r in block], [r.line for r in block]))
-            bar.update(len(block))
-
-    def _already_complete(self, store: PartStore, order: list[str]) -> JobReport:
-        lines = store.output.read_text(encoding="utf-8").splitlines()
-        ids = [str(json.loads(line).get("id")) for line in lines if line.strip()]
-        if ids != order:
-            raise QfsumError(f"{store.output} exists and is not this input's output: remove it or pick another --output")
-        return JobReport(len(order), len(order), 0, 0.0, self.executor, 0)
+            if executor == "ray":
+                return executor, run_on_ray(good, store, bar, self.pipeline, self.block_size, self.workers)
+            for block in blocks(good, self.block_size):
+                store.write(summarize_block(pipeline, [r.id for r in block], [r.line for r in block]))
+                bar.update(len(block))
+            return executor, 1
 
 
 def default_workers(cpus: float, cpus_per_worker: float = 1.0) -> int:

@@ -38,32 +38,40 @@ class SummarizeActor:
 
         # batch: {"id": (B,), "line": (B,)} object arrays of str
         ids, lines = [str(i) for i in batch["id"]], [str(x) for x in batch["line"]]
-        out = summarize_block(self.pipeline, ids, lines)
+        out = summarize_block(self.pipeline, ids, lines)  # never raises for a bad record
         return {"id": np.array(ids, dtype=object), "line": np.array(out, dtype=object)}
 
 
-def _connect(address: str | None) -> None:
+def connect(address: str | None) -> None:
+    """Start a local Ray (address None, no RAY_ADDRESS) or join a cluster, once per process."""
     import ray
 
     if ray.is_initialized():
         return
+    from . import reaper
+
+    local = not (address or os.environ.get("RAY_ADDRESS"))
+    if local:
+        reaper.start()  # before Ray starts: the local Ray's processes end with this driver, however it ends
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  configure_logging=True)
     except (ConnectionError, ValueError, RuntimeError) as err:
         where = address or "a local Ray"
         raise QfsumError(f"cannot start or reach {where}: {str(err).splitlines()[0]}") from None
+    if local:
+        reaper.note()  # Ray's helpers exist now: a kill from here on finds them all
 
 
 def run_on_ray(pending: Sequence["Record"], store: "PartStore", bar: "tqdm", spec: str, block_size: int,
-               workers: int | None, address: str | None) -> int:
-    """Summarize the pending records on Ray, writing a part per finished block; return the actor count."""
+               workers: int | None) -> int:
+    """Summarize the pending records on Ray (`connect` first), writing a part per finished block;
+    return the actor count."""
     import ray
     import ray.data
 
     from .job import default_workers
 
-    _connect(address)
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its execution chatter would break our progress bar
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts records across runs
