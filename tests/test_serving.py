@@ -237,11 +237,41 @@ def test_serve_cli_refuses_a_busy_port_in_one_line_before_loading(capsys):
     assert "cannot listen on 127.0.0.1" in assert_one_error_line(code, err)
 
 
-@pytest.mark.parametrize(("args", "message"), [(["--max-batch-size", "0"], "--max-batch-size must be >= 1"),
-                                               (["--deadline", "0"], "--deadline"),
-                                               (["--port", "70000"], "--port must be 0-65535")])
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-batch-size", "0"], "--max-batch-size must be >= 1"),
+    (["--deadline", "0"], "--deadline must be a finite number > 0"),
+    (["--deadline", "nan"], "--deadline must be a finite number > 0, got nan"),
+    (["--max-body-mb", "nan"], "--max-body-mb must be a finite number > 0"),
+    (["--max-body-mb", "inf"], "--max-body-mb must be a finite number > 0, got inf"),
+    (["--max-wait-ms", "inf"], "--max-wait-ms must be a finite number >= 0"),
+    (["--grace-s", "-1"], "--grace-s must be a finite number > 0"),
+    (["--max-inflight-mb", "nan"], "--max-inflight-mb must be a finite number > 0"),
+    (["--max-inflight-mb", "4"], "--max-inflight-mb must be at least --max-body-mb"),
+    (["--max-segments", "0"], "--max-segments must be >= 1"),
+    (["--max-document-chars", "0"], "--max-document-chars must be >= 1"),
+    (["--port", "70000"], "--port must be 0-65535"),
+])
 def test_serve_cli_bad_flags_are_one_line_errors(capsys, args, message):
     from conftest import assert_one_error_line, cli
 
     code, _, err = cli(capsys, "serve", *args)
     assert message in assert_one_error_line(code, err)
+
+
+def test_serve_flags_give_the_server_config(monkeypatch):
+    import argparse
+
+    from qfsum.serving.cli import API_KEY_ENV, add_arguments, server_config
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    args = parser.parse_args(["--max-segments", "100", "--max-document-chars", "5000", "--grace-s", "3",
+                              "--max-inflight-mb", "16"])
+    config = server_config(args)
+    assert (config.max_segments, config.max_document_chars, config.grace_s) == (100, 5000, 3.0)
+    assert config.max_inflight_bytes == 16 * 2**20 and args.proxy_headers is False
+    assert config.allowed_hosts == ("localhost", "127.0.0.1", "[::1]", "127.0.0.1")  # keyless loopback: guarded
+    assert server_config(parser.parse_args(["--host", "0.0.0.0"])).allowed_hosts is None
+    monkeypatch.setenv(API_KEY_ENV, "s3cret")
+    assert server_config(parser.parse_args([])).allowed_hosts is None  # a key guards the server instead
