@@ -373,3 +373,18 @@ def test_64_concurrent_clients_get_answers_or_429_and_nothing_is_lost(extractive
             assert r.json()["answers"][0]["query"] == query
         else:
             assert int(r.headers["Retry-After"]) >= 1
+
+
+def test_per_document_caches_are_bounded_in_bytes_as_well_as_entries(extractive):
+    from qfsum.retrieval.base import LRUCache
+
+    cache: LRUCache[bytes] = LRUCache(capacity=64, max_bytes=100, sizeof=len)
+    for key in "abc":
+        cache.get_or_make(key, lambda: b"x" * 40)
+    assert list(cache._items) == ["b", "c"] and cache.bytes == 80  # "a" went: 120 bytes > 100
+    cache.get_or_make("huge", lambda: b"x" * 1000)
+    assert list(cache._items) == ["huge"]  # the newest entry stays, whatever its size
+    assert LRUCache(capacity=2).get_or_make("k", lambda: 1) == 1  # the count-only cache works as before
+    extractive.summarize(PLAIN_TEXT, "bridge?")  # the pipeline's and BM25's caches count their bytes
+    assert extractive._segments.max_bytes and extractive._segments.bytes > len(PLAIN_TEXT)
+    assert extractive.scorer._indexes.bytes > 0

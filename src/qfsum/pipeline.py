@@ -16,7 +16,7 @@ from .errors import QfsumError
 from .generation import Evidence, WriterConfig, build_writer
 from .readers import document_from_text
 from .retrieval import ScorerConfig, build_scorer, rank
-from .retrieval.base import LRUCache
+from .retrieval.base import CACHE_BYTES, LRUCache, segments_nbytes
 from .segment import Segmenter, SegmenterConfig
 from .text import require_unicode
 
@@ -96,7 +96,7 @@ class Pipeline:
         self.segmenter = Segmenter(config.segmenter)
         self.scorer = build_scorer(config.scorer)
         self.writer = build_writer(config.writer)
-        self._segments: LRUCache[list[Segment]] = LRUCache(64)
+        self._segments: LRUCache[list[Segment]] = LRUCache(64, CACHE_BYTES, segments_nbytes)
 
     # -- loading and saving ---------------------------------------------------------------
     @classmethod

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..assets import autocast, load_sentence_encoder, resolve_dtype
 from ..document import Segment
-from .base import LRUCache, segments_key
+from .base import CACHE_BYTES, LRUCache, segments_key
 
 PROGRESS_FROM = 20_000  # segments: a book-length input takes minutes to encode on a CPU
 QUERY_PROMPTS = ("query",)  # prompt names a model may define for queries ...
@@ -42,7 +42,7 @@ class DenseScorer:
         self.dtype = resolve_dtype(dtype)
         self.query_prompt = defined_prompt(self.encoder, QUERY_PROMPTS)
         self.passage_prompt = defined_prompt(self.encoder, PASSAGE_PROMPTS)
-        self._embeddings: LRUCache[np.ndarray] = LRUCache(cache_size)
+        self._embeddings: LRUCache[np.ndarray] = LRUCache(cache_size, CACHE_BYTES, lambda a: a.nbytes)
 
     def encode(self, texts: list[str], prompt_name: str | None = None) -> np.ndarray:
         """Unit-normalized embeddings, shape (len(texts), dim), float32; `prompt_name` names a model prompt."""

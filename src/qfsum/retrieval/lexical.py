@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 
 import bm25s
@@ -10,7 +11,7 @@ import numpy as np
 import Stemmer
 
 from ..document import Segment
-from .base import LRUCache, segments_key
+from .base import CACHE_BYTES, LRUCache, segments_key
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
 
@@ -23,6 +24,14 @@ class LeadScorer:
         return 1.0 - np.arange(n, dtype=np.float32) / max(n, 1)
 
 
+def _index_nbytes(index: bm25s.BM25 | None) -> int:
+    """About the memory of a BM25 index: its sparse score arrays and its vocabulary."""
+    if index is None:
+        return 0
+    arrays = sum(v.nbytes for v in index.scores.values() if isinstance(v, np.ndarray))
+    return arrays + sum(sys.getsizeof(t) + 8 for t in index.vocab_dict)
+
+
 class BM25Scorer:
     """Okapi BM25 (Lucene variant, k1=1.5, b=0.75) over the segments of one document.
 
@@ -33,7 +42,7 @@ class BM25Scorer:
     def __init__(self, k1: float = 1.5, b: float = 0.75, cache_size: int = 64) -> None:
         self.k1, self.b = k1, b
         self._stemmer = Stemmer.Stemmer("english")
-        self._indexes: LRUCache[bm25s.BM25 | None] = LRUCache(cache_size)
+        self._indexes: LRUCache[bm25s.BM25 | None] = LRUCache(cache_size, CACHE_BYTES, _index_nbytes)
 
     def _tokens(self, texts: list[str]) -> list[list[str]]:
         return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False)
