@@ -3,7 +3,7 @@
     qfsum evaluate --data ../shared/data/qmsum --split val --pipeline extractive --out runs/evaluate-extractive-val
     python benchmarks/rouge_case.py runs/evaluate-extractive-val
 
-Re-scores each prediction of an `evaluate` folder three ways: as written; lowercased and tokenized
+Re-scores each prediction of an `evaluate` folder four ways: as written, with either splitter; lowercased and tokenized
 (punctuation split off, as QMSum's published HMNet outputs are) with the splitter that needs a capital
 after a full stop (the old rougeLsum); and the same text with the case-blind splitter rougeLsum now
 uses. A splitter that finds no sentence makes rougeLsum fall to about rougeL.
@@ -40,7 +40,8 @@ def rouge_l(prediction: str, reference: str, any_case: bool) -> tuple[float, flo
 def main() -> None:
     rows = [json.loads(line) for line in (Path(sys.argv[1]) / "predictions.jsonl").read_text().splitlines()]
     ways = {
-        "as written, case-blind split": lambda p, r: rouge_l(p, r, True),
+        "as written, old split (capital needed)": lambda p, r: rouge_l(p, r, False),
+        "as written, case-blind split (now)": lambda p, r: rouge_l(p, r, True),
         "lowercased + tokenized, old split (capital needed)": lambda p, r: rouge_l(tokenized_lowercase(p), tokenized_lowercase(r), False),
         "lowercased + tokenized, case-blind split (now)": lambda p, r: rouge_l(tokenized_lowercase(p), tokenized_lowercase(r), True),
     }
