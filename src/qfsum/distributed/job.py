@@ -130,8 +130,8 @@ def _record(raw: bytes, lineno: int, where: str) -> Record | None:
         return Record(fallback, "", str(err))
     try:
         jsonl_example({**data, "id": id}, where)
-    except QfsumError as err:
-        return Record(id, "", str(err))
+    except QfsumError as err:  # some messages name the document, not the line: name the line too
+        return Record(id, "", str(err) if str(err).startswith(where) else f"{where}: {err}")
     return Record(id, text.strip())
 
 
