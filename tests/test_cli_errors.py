@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from conftest import JSONL_RECORDS, assert_one_error_line, cli, run_subprocess
+from conftest import JSONL_RECORDS, assert_one_error_line, cli, qfsum_script, run_subprocess
+from test_safe_loading import pickle_only_model
 
 
 def _make(tmp_path: Path, case: str) -> tuple[list[str], str]:
@@ -182,3 +187,176 @@ def test_huge_stdin_is_refused(tmp_path):
         "summarize", "-", "-q", "budget", "-p", "extractive-bm25", stdin=b"word " * (64 * 2**20 // 5 + 1)
     )
     assert "stdin: over the 64 MB limit" in assert_one_error_line(result.returncode, result.stderr.decode())
+
+
+# -- issue 15 part 5: each case through the real console script --------------------------------------
+
+NESTED = "[" * 100_000 + "]" * 100_000
+
+
+def _write_issue_case(tmp_path: Path, case: str) -> tuple[list[str], str]:
+    """The CLI arguments of one case of the issue, and a fragment its one error line must contain."""
+    summarize = ["summarize", "-p", "extractive-bm25"]
+    if case == "surrogate in a JSONL document":
+        (tmp_path / "s.jsonl").write_text('{"document": "The budget \\ud800 was cut.", "query": "budget"}\n')
+        return summarize + [str(tmp_path / "s.jsonl")], "s.jsonl:1: holds a lone UTF-16 surrogate (U+D800)"
+    if case == "surrogate in a JSONL query":
+        (tmp_path / "s.jsonl").write_text('{"document": "The budget was cut.", "query": "budget \\udc80"}\n')
+        return summarize + [str(tmp_path / "s.jsonl")], "s.jsonl:1: query: holds a lone UTF-16 surrogate (U+DC80)"
+    if case == "argv bytes that are not UTF-8":
+        (tmp_path / "good.txt").write_text("The budget was cut.")
+        query = os.fsdecode(b"budget \xff\xfe")  # what the child's argv decodes to, sent back as those bytes
+        return summarize + [str(tmp_path / "good.txt"), "-q", query], "--query: holds a lone UTF-16 surrogate (U+DCFF)"
+    if case == "nested JSON":
+        (tmp_path / "deep.json").write_text(NESTED)
+        return summarize + [str(tmp_path / "deep.json"), "-q", "budget"], "deep.json: JSON nested too deeply"
+    if case == "nested JSONL":
+        (tmp_path / "deep.jsonl").write_text(NESTED + "\n")
+        return summarize + [str(tmp_path / "deep.jsonl"), "-q", "budget"], "deep.jsonl:1: JSON nested too deeply"
+    if case == "general_query_list: 5":
+        meeting = {"meeting_transcripts": [{"speaker": "A", "content": "The budget was cut."}], "general_query_list": 5}
+        (tmp_path / "meeting.json").write_text(json.dumps(meeting))
+        return summarize + [str(tmp_path / "meeting.json"), "-q", "budget"], "'general_query_list' must be a list"
+    if case == "NUL after the first 8 KiB":
+        (tmp_path / "late.txt").write_bytes(b"word " * 3000 + b"\x00 end")
+        return summarize + [str(tmp_path / "late.txt"), "-q", "budget"], "late.txt: looks like a binary file (NUL byte at offset 15000)"
+    if case == "a writer with only a pickled pytorch_model.bin":
+        marker = tmp_path / "pickle-ran"
+        writer = pickle_only_model(tmp_path / "writer", marker)
+        config = {"scorer": {"kind": "bm25"}, "writer": {"kind": "generative", "model": str(writer)}}
+        (tmp_path / "pipe").mkdir()
+        (tmp_path / "pipe" / "pipeline.json").write_text(json.dumps(config))
+        (tmp_path / "good.txt").write_text("The budget was cut.")
+        return (["summarize", str(tmp_path / "good.txt"), "-q", "budget", "-p", str(tmp_path / "pipe")],
+                f"{writer}: no safetensors weights (pickle .bin files are not loaded)")
+    raise AssertionError(case)
+
+
+ISSUE_CASES = [
+    "surrogate in a JSONL document",
+    "surrogate in a JSONL query",
+    "argv bytes that are not UTF-8",
+    "nested JSON",
+    "nested JSONL",
+    "general_query_list: 5",
+    "NUL after the first 8 KiB",
+    "a writer with only a pickled pytorch_model.bin",
+]
+
+
+def _real_cli(*args: str, **popen_options) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    return subprocess.run([qfsum_script(), *args], capture_output=True, env=env, timeout=300, **popen_options)
+
+
+@pytest.mark.parametrize("case", ISSUE_CASES)
+def test_issue_cases_are_one_line_in_a_real_process(tmp_path, case):
+    args, fragment = _write_issue_case(tmp_path, case)
+    result = _real_cli(*args, cwd=tmp_path)
+    line = assert_one_error_line(result.returncode, result.stderr.decode(errors="backslashreplace"))
+    assert fragment in line
+    assert result.stdout == b""
+    assert not (tmp_path / "pickle-ran").exists()
+
+
+def test_closed_stdin_is_a_user_error():
+    """`qfsum summarize - -q x <&-`: Python starts with sys.stdin None."""
+    result = _real_cli("summarize", "-", "-q", "budget", "-p", "extractive-bm25", stdin=subprocess.DEVNULL,
+                       preexec_fn=lambda: os.close(0))
+    assert "stdin: closed" in assert_one_error_line(result.returncode, result.stderr.decode())
+
+
+def test_unreadable_stdin_is_a_user_error(tmp_path):
+    """stdin opened for writing only (`0>file`): reading it fails with EBADF."""
+    with open(tmp_path / "out", "wb") as write_only:
+        result = _real_cli("summarize", "-", "-q", "budget", "-p", "extractive-bm25", stdin=write_only)
+    assert "stdin: cannot read" in assert_one_error_line(result.returncode, result.stderr.decode())
+
+
+def test_broken_pipe_exits_quietly(tmp_path):
+    """`qfsum summarize ... | head -c1`: the reader leaves early; no traceback, no 'Exception ignored'."""
+    path = tmp_path / "long.txt"
+    path.write_text("\n\n".join(f"The budget of item {i} was cut by {i} percent." for i in range(3000)))
+    queries = [arg for i in range(60) for arg in ("-q", f"budget {i}")]  # ~130 KB of JSON: more than a pipe holds
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    child = subprocess.Popen([qfsum_script(), "summarize", str(path), *queries, "-p", "extractive-bm25", "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert child.stdout.read(1) == b"["
+    child.stdout.close()  # the rest of the write now fails with EPIPE
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=300) == 0, err
+    assert err == ""
+
+
+def test_interrupt_exits_quietly_with_130():
+    """Ctrl-C while qfsum waits on stdin: one line, exit 130, no traceback."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    child = subprocess.Popen([qfsum_script(), "summarize", "-", "-q", "budget", "-p", "extractive-bm25"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        _wait_until_reading_a_pipe(child.pid)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    assert err.decode().splitlines() == ["qfsum: interrupted"]
+
+
+def _wait_until_reading_a_pipe(pid: int, timeout: float = 120.0) -> None:
+    """Block until the process sleeps in a pipe read (Linux: /proc/PID/wchan), i.e. its imports are done."""
+    wchan = Path(f"/proc/{pid}/wchan")
+    if not wchan.exists():
+        pytest.skip("needs /proc/PID/wchan to tell when the child reads stdin")
+    deadline = time.monotonic() + timeout
+    while "pipe" not in wchan.read_text():
+        assert time.monotonic() < deadline, "the child never read stdin"
+        time.sleep(0.05)
+
+
+def test_interrupt_in_process_is_one_line(capsys, monkeypatch):
+    import qfsum.cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(qfsum.cli, "cmd_pipelines", interrupted)
+    code, _, err = cli(capsys, "pipelines")
+    assert code == 130 and err.splitlines() == ["qfsum: interrupted"]
+
+
+# -- numbers argparse lets through: nan, inf, out of range --------------------------------------------
+
+TRAIN = ["--data", "nowhere", "--out", "nowhere-out"]
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["evaluate-extractor", "--data", "x", "--scorer", "bm25", "--budget", "0"], "--budget must be >= 1, got 0"),
+    (["train", "extractor", "--kind", "relreg", *TRAIN, "--lr", "inf"], "--lr must be a finite number, got inf"),
+    (["train", "extractor", "--kind", "relreg", *TRAIN, "--epochs", "nan"], "--epochs must be a finite number"),
+    (["train", "extractor", "--kind", "relreg", *TRAIN, "--positive-threshold", "nan"], "--positive-threshold must be a finite"),
+    (["train", "extractor", "--kind", "relreg", *TRAIN, "--negatives-per-positive", "nan"], "--negatives-per-positive must be a number"),
+    (["train", "extractor", "--kind", "relreg", *TRAIN, "--negatives-per-positive", "inf"], "--negatives-per-positive must be a number"),
+    (["train", "extractor", "--kind", "relreg", *TRAIN, "--max-length", "-1"], "--max-length must be >= 1, got -1"),
+    (["train", "extractor", "--kind", "relreg", *TRAIN, "--workers", "0"], "--workers must be >= 1, got 0"),
+    (["train", "extractor", "--kind", "relreg", *TRAIN, "--val-limit", "-1"], "--val-limit must be >= 0, got -1"),
+    (["train", "extractor", "--kind", "relreg", *TRAIN, "--seed", str(10**30)], "--seed is too large"),
+    (["train", "sft", *TRAIN, "--lr", "nan"], "--lr must be a finite number"),
+    (["train", "sft", *TRAIN, "--warmup", "-1"], "warmup must be in [0, 1), got -1.0"),
+    (["train", "sft", *TRAIN, "--lora-alpha", "0"], "lora alpha must be >= 1, got 0"),
+    (["train", "sft", *TRAIN, "--passage-tokens", "-5"], "passage tokens must be >= 1, got -5"),
+    (["train", "sft", *TRAIN, "--val-max-new-tokens", "0"], "val max new tokens must be >= 1, got 0"),
+    (["train", "distill", *TRAIN, "--teacher", "smollm2", "--temperature", "nan"], "--temperature must be a finite"),
+    (["train", "distill", *TRAIN, "--teacher", "smollm2", "--teacher-max-new-tokens", "0"], "--teacher-max-new-tokens must be >= 1"),
+    (["train", "dpo", "--model", "smollm2", *TRAIN, "--sample-temperature", "0"], "--sample-temperature must be > 0"),
+    (["train", "dpo", "--model", "smollm2", *TRAIN, "--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+    (["train", "seq2seq", "--arch", "plain", "--base", "x", *TRAIN, "--weight-decay", "inf"], "--weight-decay must be a finite"),
+    (["bench", "task", "--data", "x", "--max-prompt", "0"], "--max-prompt must be >= 1, got 0"),
+    (["bench", "segenc", "--layers", "0"], "--layers must be >= 1, got 0"),
+    (["bench", "locost-scaling", "--memory-limit", "-1"], "--memory-limit must be > 0"),
+    (["serve", "--deadline", "inf"], "--deadline"),
+])
+def test_bad_numbers_are_one_line(capsys, args, fragment):
+    code, out, err = cli(capsys, *args)
+    assert fragment in assert_one_error_line(code, err)
+    assert out == ""

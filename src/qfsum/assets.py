@@ -106,6 +106,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("QFSUM_CACHE", Path.home() / ".cache" / "qfsum"))
 
 
+def require_safetensors(location: str) -> None:
+    """Refuse a local model folder without `.safetensors` weights. Pickled weights (`pytorch_model.bin`,
+    `adapter_model.bin`) can run code when loaded, so qfsum never loads them; a hub id is left to
+    `use_safetensors=True`, which every loader passes."""
+    folder = Path(location)
+    if folder.is_dir() and not any(folder.glob("*.safetensors")):
+        raise QfsumError(f"{folder}: no safetensors weights (pickle .bin files are not loaded)")
+
+
 def _load_error(ref: ModelRef, err: Exception) -> QfsumError:
     return QfsumError(f"cannot load model '{ref.name}' from {ref.location}: {str(err).splitlines()[0][:300]}")
 
@@ -140,8 +149,9 @@ def load_cross_encoder(name: str) -> Any:
 
 def _load_sentence_transformers(model_class: Any, name: str) -> Any:
     ref = resolve(name)
+    require_safetensors(ref.location)
     try:
-        return model_class(ref.location, device=default_device())
+        return model_class(ref.location, device=default_device(), model_kwargs={"use_safetensors": True})
     except (OSError, ValueError) as err:
         raise _load_error(ref, err) from None
 
@@ -184,12 +194,13 @@ def load_generator_uncached(name: str, dtype: str = "auto") -> tuple[Any, Any]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     ref = _materialized(resolve(name))
+    require_safetensors(ref.location)
     if (Path(ref.location) / "adapter_config.json").exists():
         return _load_adapter(ref, dtype)
     try:
         config = AutoConfig.from_pretrained(ref.location)
         auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-        model = auto.from_pretrained(ref.location, dtype=resolve_dtype(dtype))
+        model = auto.from_pretrained(ref.location, dtype=resolve_dtype(dtype), use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(ref.location)
     except (OSError, ValueError) as err:
         raise _load_error(ref, err) from None

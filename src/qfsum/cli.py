@@ -7,14 +7,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import select
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import QfsumError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 SHOWN_EVIDENCE = 5  # text output; --json gives all
+# Lower bounds of numeric flags that the commands behind them do not check (a float flag is
+# always refused as nan or inf). Each applies to every command with a flag of that name.
+AT_LEAST_ONE = ("budget", "max_length", "workers", "max_new_tokens", "teacher_max_new_tokens", "max_prompt",
+                "layers", "width", "heads", "state_size", "threads", "window_batch")
+AT_LEAST_ZERO = ("val_limit",)  # 0 means all
+ABOVE_ZERO = ("sample_temperature", "memory_limit")
 
 
 def _quiet_libraries() -> None:
@@ -24,13 +34,20 @@ def _quiet_libraries() -> None:
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    if not sys.warnoptions:  # `python -W ...` or PYTHONWARNINGS still shows them
+        warnings.simplefilter("ignore")
 
 
 def _read_input(path: str):
     from .readers import MAX_FILE_BYTES, decode_text, document_from_text, read_document
 
     if path == "-":
-        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise QfsumError("stdin: closed; give a file, or pipe a document in")
+        try:
+            data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        except OSError as err:  # e.g. stdin opened write-only
+            raise QfsumError(f"stdin: cannot read ({err.strerror or err})") from None
         if len(data) > MAX_FILE_BYTES:
             raise QfsumError(f"stdin: over the {MAX_FILE_BYTES // 2**20} MB limit")
         return document_from_text(decode_text(data, "stdin"), "stdin"), []
@@ -39,9 +56,12 @@ def _read_input(path: str):
 
 def cmd_summarize(args: argparse.Namespace) -> None:
     from .pipeline import Pipeline
+    from .text import require_unicode
 
+    # argv bytes that are not UTF-8 arrive as lone surrogates (surrogateescape)
+    queries = [require_unicode(q, "--query") for q in args.query or []]
     document, file_queries = _read_input(args.path)
-    queries = args.query or file_queries
+    queries = queries or file_queries
     if not queries:
         raise QfsumError("give at least one --query (the file carries none)")
     if any(not q.strip() for q in queries):
@@ -168,7 +188,9 @@ def _training_config(args: argparse.Namespace):
         try:
             negatives = float(args.negatives_per_positive)
         except ValueError:
-            raise QfsumError(f"--negatives-per-positive must be a number or 'all', got '{args.negatives_per_positive}'") from None
+            negatives = math.nan
+        if not math.isfinite(negatives):
+            raise QfsumError(f"--negatives-per-positive must be a number or 'all', got '{args.negatives_per_positive}'")
     pairs = PairConfig(
         positive_threshold=args.positive_threshold,
         max_positives=args.max_positives,
@@ -358,21 +380,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse what argparse's `type=int`/`type=float` lets through: nan, inf, and values below a bound."""
+    for name, value in vars(args).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise QfsumError(f"{flag} must be a finite number, got {value}")
+        if abs(value) >= 2**63:  # torch and numpy take 64-bit integers; beyond, they overflow
+            raise QfsumError(f"{flag} is too large: {value}")
+        if (name in AT_LEAST_ONE and value < 1) or (name in AT_LEAST_ZERO and value < 0):
+            raise QfsumError(f"{flag} must be >= {1 if name in AT_LEAST_ONE else 0}, got {value}")
+        if name in ABOVE_ZERO and value <= 0:
+            raise QfsumError(f"{flag} must be > 0, got {value}")
+
+
+def _stdout_reader_gone() -> bool:
+    """True when stdout is a pipe whose reader has exited (`qfsum ... | head -c1`)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no stdout, or not a file (tests capture it)
+        return False
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in model cards
     try:
+        _check_numbers(args)
         _quiet_libraries()
         args.func(args)
+        sys.stdout.flush()  # a closed pipe shows up here, inside main, not at interpreter exit
     except QfsumError as err:
-        print(f"qfsum: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).splitlines())  # one line, whatever a library put in the message
+        print(f"qfsum: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `qfsum` on `argv` (default `sys.argv[1:]`) and return the exit code: 0, 2 for a user
+    error (one line on stderr), 130 when interrupted. argparse exits by itself on bad usage."""
+    try:
+        return _run(argv)
     except KeyboardInterrupt:
         print("qfsum: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # some other pipe: a bug, keep its traceback
+        # The reader stopped early, as `head` does: point stdout at /dev/null so the
+        # interpreter's last flush of the unwritten output has nowhere to fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    return 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..assets import default_device, resolve, resolve_dtype
+from ..assets import default_device, require_safetensors, resolve, resolve_dtype
 from ..errors import QfsumError
 from .base import WriterConfig
 from .draft import Draft, Evidence
@@ -54,12 +54,13 @@ def load_seq2seq(
     if arch not in ARCH_WRITERS:
         raise QfsumError(f"unknown architecture '{arch}' (choose from {', '.join(ARCH_WRITERS)})")
     location = resolve(name).location
+    require_safetensors(location)
     try:
         config = AutoConfig.from_pretrained(location)
         if not config.is_encoder_decoder:
             raise QfsumError(f"model '{name}' is not an encoder-decoder ({config.model_type})")
         tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForSeq2SeqLM.from_pretrained(location, dtype=resolve_dtype(dtype))
+        model = AutoModelForSeq2SeqLM.from_pretrained(location, dtype=resolve_dtype(dtype), use_safetensors=True)
     except (OSError, ValueError) as err:
         raise QfsumError(f"cannot load model '{name}': {str(err).splitlines()[0][:300]}") from None
     is_segenc = isinstance(model, SegEncForConditionalGeneration)

@@ -31,7 +31,7 @@ from ..evaluation.rouge import ROUGE_KEYS, mean_scores, rouge
 from .runs import machine, previous_run, read_run, write_run
 from .taskdata import TaskExample, build_task_examples, collate, encode, prompt_ids
 
-CHECKPOINT, BEST, MODEL = "checkpoint", "best", "model"
+CHECKPOINT, BEST, MODEL, STATE = "checkpoint", "best", "model", "state.pt"
 PRIMARY_METRIC = "rougeLsum"  # picks the best checkpoint (QMSum's "R-L")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -70,11 +70,16 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "log_steps", "eval_steps", "save_steps", "max_prompt", "max_target", "lora_r"):
+        for name in ("batch_size", "log_steps", "eval_steps", "save_steps", "max_prompt", "max_target", "lora_r",
+                     "lora_alpha", "passage_tokens", "val_max_new_tokens", "val_batch_size"):
             if getattr(self, name) < 1:
                 raise QfsumError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
-        if self.epochs <= 0 or (self.max_steps is not None and self.max_steps < 1) or self.lr <= 0:
+        if self.val_limit is not None and self.val_limit < 1:
+            raise QfsumError(f"val limit must be >= 1 (or None for all), got {self.val_limit}")
+        if not (self.epochs > 0 and self.lr > 0) or (self.max_steps is not None and self.max_steps < 1):
             raise QfsumError("epochs and the learning rate must be > 0, max steps >= 1")
+        if not 0 <= self.warmup < 1:  # a fraction of the steps; `not` also refuses nan
+            raise QfsumError(f"warmup must be in [0, 1), got {self.warmup}")
         if self.dtype not in ("auto", "float32"):
             raise QfsumError(f"training dtype must be auto or float32, got '{self.dtype}'")
 
@@ -93,15 +98,18 @@ def load_trainable(config: TrainConfig, resume_from: Path | None = None) -> tupl
     from `resume_from` (a checkpoint's model folder) when given."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    from ..assets import load_generator_uncached
+    from ..assets import load_generator_uncached, require_safetensors
 
     model, tokenizer = load_generator_uncached(config.base, "float32")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if resume_from is not None and config.lora:
-        model = PeftModel.from_pretrained(model, str(resume_from), is_trainable=True)
-    elif resume_from is not None:
-        model = type(model).from_pretrained(str(resume_from), dtype=torch.float32).to(model.device)
+    if resume_from is not None:
+        require_safetensors(str(resume_from))  # peft would fall back to a pickled adapter_model.bin
+        if config.lora:
+            model = PeftModel.from_pretrained(model, str(resume_from), is_trainable=True)
+        else:
+            model = type(model).from_pretrained(str(resume_from), dtype=torch.float32,
+                                                use_safetensors=True).to(model.device)
     elif config.lora:
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                           target_modules=[m for m in LORA_TARGETS if _has_module(model, m)], task_type="CAUSAL_LM")
@@ -207,9 +215,9 @@ def run_training(config: TrainConfig, job: Job, model: Any, tokenizer: Any, prog
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
     scheduler = _schedule(optimizer, int(config.warmup * total), total)
     step = 0
-    state_file = out / CHECKPOINT / "state.pt"
+    state_file = out / CHECKPOINT / STATE
     if state_file.exists():  # resume: the model was loaded from the checkpoint; restore the rest
-        state = torch.load(state_file, weights_only=False)
+        state = load_state(state_file)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step = state["step"]
@@ -260,6 +268,19 @@ def _validate(config: TrainConfig, job: Job, model: Any, tokenizer: Any, out: Pa
     write_run(out, run)
 
 
+def load_state(path: Path) -> dict[str, Any]:
+    """A checkpoint's optimizer and schedule state. `weights_only=True`: tensors and plain Python
+    values only, so a crafted `state.pt` cannot run code; anything else is a one-line error."""
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise QfsumError(f"{path}: not a qfsum training state ({type(err).__name__}); "
+                         "remove the checkpoint folder to start over") from None
+    if not isinstance(state, dict) or not {"optimizer", "scheduler", "step"} <= state.keys():
+        raise QfsumError(f"{path}: not a qfsum training state; remove the checkpoint folder to start over")
+    return state
+
+
 def _checkpoint(model: Any, tokenizer: Any, optimizer: Any, scheduler: Any, step: int, out: Path, base: str) -> None:
     folder = out / CHECKPOINT
     staging = out / f".{CHECKPOINT}.tmp"
@@ -267,7 +288,7 @@ def _checkpoint(model: Any, tokenizer: Any, optimizer: Any, scheduler: Any, step
     staging.mkdir()
     save_model(model, tokenizer, staging / MODEL, base)
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
-               staging / "state.pt")
+               staging / STATE)
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)  # never half a checkpoint
 
@@ -296,7 +317,7 @@ def resume_point(config: TrainConfig) -> tuple[dict[str, Any] | None, Path | Non
     out = Path(config.out)
     previous = previous_run(out, config.identity())
     checkpoint = out / CHECKPOINT / MODEL
-    return previous, checkpoint if checkpoint.is_dir() and (out / CHECKPOINT / "state.pt").exists() else None
+    return previous, checkpoint if checkpoint.is_dir() and (out / CHECKPOINT / STATE).exists() else None
 
 
 # -- SFT ----------------------------------------------------------------------------------------------
