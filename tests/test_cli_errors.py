@@ -219,7 +219,8 @@ def _write_issue_case(tmp_path: Path, case: str) -> tuple[list[str], str]:
         return summarize + [str(tmp_path / "meeting.json"), "-q", "budget"], "'general_query_list' must be a list"
     if case == "NUL after the first 8 KiB":
         (tmp_path / "late.txt").write_bytes(b"word " * 3000 + b"\x00 end")
-        return summarize + [str(tmp_path / "late.txt"), "-q", "budget"], "late.txt: looks like a binary file (NUL byte at offset 15000)"
+        return (summarize + [str(tmp_path / "late.txt"), "-q", "budget"],
+                "late.txt: looks like a binary file (NUL byte at offset 15000)")
     if case == "a writer with only a pickled pytorch_model.bin":
         marker = tmp_path / "pickle-ran"
         writer = pickle_only_model(tmp_path / "writer", marker)
@@ -344,7 +345,8 @@ TRAIN = ["--data", "nowhere", "--out", "nowhere-out"]
     (["train", "sft", *TRAIN, "--lr", "nan"], "--lr must be a finite number"),
     (["train", "sft", *TRAIN, "--warmup", "-1"], "warmup must be in [0, 1), got -1.0"),
     (["train", "sft", *TRAIN, "--lora-alpha", "0"], "lora alpha must be >= 1, got 0"),
-    (["train", "sft", *TRAIN, "--passage-tokens", "-5"], "passage tokens must be >= 1, got -5"),
+    (["train", "sft", *TRAIN, "--passage-tokens", "-5"], "--passage-tokens must be >= 1, got -5"),
+    (["bench", "task", "--data", "x", "--source", "document", "--passage-tokens", "0"], "--passage-tokens must be >= 1"),
     (["train", "sft", *TRAIN, "--val-max-new-tokens", "0"], "val max new tokens must be >= 1, got 0"),
     (["train", "distill", *TRAIN, "--teacher", "smollm2", "--temperature", "nan"], "--temperature must be a finite"),
     (["train", "distill", *TRAIN, "--teacher", "smollm2", "--teacher-max-new-tokens", "0"], "--teacher-max-new-tokens must be >= 1"),
@@ -360,3 +362,15 @@ def test_bad_numbers_are_one_line(capsys, args, fragment):
     code, out, err = cli(capsys, *args)
     assert fragment in assert_one_error_line(code, err)
     assert out == ""
+
+
+@pytest.mark.xfail(reason="readers.qmsum_examples does not catch OverflowError yet (int(inf)); owned by the readers",
+                   raises=OverflowError)
+def test_qmsum_span_of_infinity_is_one_line(capsys, tmp_path):
+    """Python's json reads `Infinity` (and 1e999) as a float that int() cannot take."""
+    meeting = {"meeting_transcripts": [{"speaker": "A", "content": "The budget was cut."}], "general_query_list": [],
+               "specific_query_list": [{"query": "q", "answer": "a", "relevant_text_span": [[float("inf"), 0]]}]}
+    (tmp_path / "meeting.json").write_text(json.dumps(meeting))
+    code, _, err = cli(capsys, "evaluate", "--data", tmp_path / "meeting.json", "-p", "extractive-bm25",
+                       "--out", tmp_path / "out", "--no-progress")
+    assert "specific_query_list[0] needs 'query', 'answer' and [first, last] spans" in assert_one_error_line(code, err)

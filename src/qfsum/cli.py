@@ -22,7 +22,7 @@ SHOWN_EVIDENCE = 5  # text output; --json gives all
 # Lower bounds of numeric flags that the commands behind them do not check (a float flag is
 # always refused as nan or inf). Each applies to every command with a flag of that name.
 AT_LEAST_ONE = ("budget", "max_length", "workers", "max_new_tokens", "teacher_max_new_tokens", "max_prompt",
-                "layers", "width", "heads", "state_size", "threads", "window_batch")
+                "passage_tokens", "layers", "width", "heads", "state_size", "threads", "window_batch")
 AT_LEAST_ZERO = ("val_limit",)  # 0 means all
 ABOVE_ZERO = ("sample_temperature", "memory_limit")
 
