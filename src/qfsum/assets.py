@@ -107,11 +107,11 @@ def cache_dir() -> Path:
 
 
 def require_safetensors(location: str) -> None:
-    """Refuse a local model folder without `.safetensors` weights. Pickled weights (`pytorch_model.bin`,
-    `adapter_model.bin`) can run code when loaded, so qfsum never loads them; a hub id is left to
-    `use_safetensors=True`, which every loader passes."""
+    """Refuse a local model folder whose weights are pickles only (`pytorch_model.bin`, `adapter_model.bin`):
+    unpickling can run code, so qfsum loads `.safetensors` alone. A folder with no weights at all is left
+    to the loader's own error, and a hub id to `use_safetensors=True`, which every loader passes."""
     folder = Path(location)
-    if folder.is_dir() and not any(folder.glob("*.safetensors")):
+    if folder.is_dir() and not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
         raise QfsumError(f"{folder}: no safetensors weights (pickle .bin files are not loaded)")
 
 
