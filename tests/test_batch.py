@@ -266,9 +266,11 @@ def test_batch_help_documents_the_exit_codes(capsys):
         (["--input", "{jsonl}", "--pipeline", "no-such-pipeline"], "unknown pipeline"),
     ],
 )
-def test_batch_cli_user_errors_are_one_line(tmp_path, capsys, jsonl_path, args, message):
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_batch_cli_user_errors_are_one_line(tmp_path, capsys, jsonl_path, args, message, executor):
+    """With Ray too: the pipeline is checked in the driver before Ray starts, not in the actors."""
     args = [str(jsonl_path) if a == "{jsonl}" else a for a in args]
-    code, _, err = cli(capsys, "batch", *args, "--output", tmp_path / "o.jsonl", "--executor", "local",
+    code, _, err = cli(capsys, "batch", *args, "--output", tmp_path / "o.jsonl", "--executor", executor,
                        "--no-progress")
     assert message in assert_one_error_line(code, err)
 

@@ -7,6 +7,8 @@ hypothesis is in the `test` extra; without it this module is skipped. conftest.p
 
 from __future__ import annotations
 
+import math
+
 import contextlib
 import io
 import json
@@ -50,7 +52,7 @@ def _record(fields: dict[str, st.SearchStrategy], required: tuple[str, ...]) -> 
 
 
 _TURNS = st.lists(_record({"speaker": _field(TEXTS), "content": _field(TEXTS)}, ("speaker", "content")), max_size=4)
-_SPANS = st.lists(st.lists(_field(st.integers(-2, 5)) | st.sampled_from(["1", "x", 1e300]), max_size=3), max_size=3)
+_SPANS = st.lists(st.lists(_field(st.integers(-2, 5)) | st.sampled_from(["1", "x", 1e300, math.inf]), max_size=3), max_size=3)
 _QUERIES = st.lists(_record({"query": _field(TEXTS), "answer": _field(TEXTS), "relevant_text_span": _field(_SPANS)},
                             ("query", "answer")), max_size=3)
 QMSUM_MEETINGS = _record({

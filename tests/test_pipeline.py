@@ -84,7 +84,7 @@ def test_load_config_from_directory_and_file_errors(tmp_path):
     with pytest.raises(QfsumError, match="not a pipeline directory"):
         load_config(tmp_path)
     (tmp_path / "pipeline.json").write_text("{not json")
-    with pytest.raises(QfsumError, match="malformed pipeline config"):
+    with pytest.raises(QfsumError, match="pipeline config: malformed JSON"):
         load_config(tmp_path)
     (tmp_path / "pipeline.json").write_text("[1, 2]")
     with pytest.raises(QfsumError, match="must be a JSON object"):

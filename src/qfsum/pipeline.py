@@ -14,7 +14,7 @@ from typing import Any
 from .document import Document, Segment
 from .errors import QfsumError
 from .generation import Evidence, WriterConfig, build_writer
-from .readers import document_from_text
+from .readers import document_from_text, parse_json, read_text_file
 from .retrieval import ScorerConfig, build_scorer, rank
 from .retrieval.base import CACHE_BYTES, LRUCache, segments_nbytes
 from .segment import Segmenter, SegmenterConfig
@@ -185,10 +185,7 @@ def load_config(name_or_dir: str | Path) -> PipelineConfig:
         return PipelineConfig.from_dict(json.loads(packaged.read_text()))
     if not file.is_file():
         raise QfsumError(f"{path}: not a pipeline directory (no {CONFIG_FILE})")
-    try:
-        data = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise QfsumError(f"{file}: malformed pipeline config ({err})") from None
+    data = parse_json(read_text_file(file), f"{file}: pipeline config")
     if not isinstance(data, dict):
         raise QfsumError(f"{file}: a pipeline config must be a JSON object")
     return PipelineConfig.from_dict(data, base)

@@ -116,7 +116,7 @@ def qmsum_examples(meeting: dict[str, Any], id: str) -> list[Example]:
             try:
                 spans = [(int(a), int(b)) for a, b in item.get("relevant_text_span") or []]
                 query, answer = item["query"].strip(), item["answer"].strip()
-            except (KeyError, TypeError, ValueError, AttributeError):
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError):  # OverflowError: int(1e999)
                 raise QfsumError(f"{id}: {key}[{i}] needs 'query', 'answer' and [first, last] spans") from None
             require_unicode(query, f"{id}: {key}[{i}].query")
             require_unicode(answer, f"{id}: {key}[{i}].answer")

@@ -75,14 +75,27 @@ def load_pipeline(spec: str) -> BatchPipeline:
     returning an object with `summarize_batch`, for custom pipelines)."""
     from ..pipeline import Pipeline
 
-    if ":" in spec and not Path(spec).exists():
-        module, _, attr = spec.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as err:
-            raise QfsumError(f"cannot load pipeline factory '{spec}' ({err})") from None
-        return factory()
-    return Pipeline.load(spec)
+    factory = _factory(spec)
+    return factory() if factory else Pipeline.load(spec)
+
+
+def check_pipeline(spec: str) -> None:
+    """Fail early, without loading models, on a spec that `load_pipeline` could not load."""
+    from ..pipeline import load_config
+
+    if _factory(spec) is None:
+        load_config(spec)
+
+
+def _factory(spec: str) -> Any:
+    """The callable a `module:factory` spec names, or None for a pipeline name or directory."""
+    if ":" not in spec or Path(spec).exists():
+        return None
+    module, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise QfsumError(f"cannot load pipeline factory '{spec}' ({err})") from None
 
 
 def read_records(path: str | Path) -> list[Record]:
@@ -263,6 +276,7 @@ class BatchJob:
         else:
             from .ray_runner import connect, run_on_ray
 
+            check_pipeline(self.pipeline)  # here, not in the actors: a typo is one line, not a remote traceback
             connect(self.ray_address)
         # said once set-up has worked, so that a set-up error stays the only stderr line
         print(f"batch: executor {executor} ({why})", file=sys.stderr)

@@ -69,6 +69,7 @@ def run_on_ray(pending: Sequence["Record"], store: "PartStore", bar: "tqdm", spe
     return the actor count."""
     import ray
     import ray.data
+    import ray.exceptions
 
     from .job import default_workers
 
@@ -84,8 +85,17 @@ def run_on_ray(pending: Sequence["Record"], store: "PartStore", bar: "tqdm", spe
                                   batch_format="numpy")
     # prefetch_batches=0: with prefetching a finished block is held back until the next one is
     # done, and a job killed meanwhile would lose (and later recompute) it
-    for block in results.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
-        lines = [str(x) for x in block["line"]]
-        store.write(lines)
-        bar.update(len(lines))
+    try:
+        for block in results.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
+            lines = [str(x) for x in block["line"]]
+            store.write(lines)
+            bar.update(len(lines))
+    except ray.exceptions.RayError as err:  # an actor died (out of memory, a crash in its set-up): parts so far are kept
+        raise QfsumError(f"the Ray job failed, rerun to resume: {_first_line(err)}") from None
     return workers
+
+
+def _first_line(err: Exception) -> str:
+    """Ray's errors carry remote tracebacks: the last non-empty line says what went wrong."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else type(err).__name__

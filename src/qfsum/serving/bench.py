@@ -216,7 +216,10 @@ def _speedups(points: list[Point]) -> list[str]:
 
 def bench_serve(args: argparse.Namespace) -> None:
     """`qfsum bench serve`: the body of the command."""
-    clients = [int(c) for c in str(args.clients).split(",") if c.strip()]
+    try:
+        clients = [int(c) for c in str(args.clients).split(",") if c.strip()]
+    except ValueError:
+        raise QfsumError(f"--clients must list whole numbers, got '{args.clients}'") from None
     pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
     if not clients or min(clients) < 1 or args.duration <= 0 or args.requests < 1:
         raise QfsumError("--clients must list counts >= 1; --duration and --requests must be positive")

@@ -41,7 +41,7 @@ from sentence_transformers.cross_encoder.losses import MSELoss
 from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss, MultipleNegativesRankingLoss
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from ..assets import cache_dir, default_device, load_tokenizer, resolve, resolve_dtype
+from ..assets import cache_dir, default_device, load_tokenizer, require_safetensors, resolve, resolve_dtype
 from ..budget import TokenizerCounter, WordCounter
 from ..document import Example, Segment
 from ..errors import QfsumError
@@ -159,12 +159,14 @@ def build_model(config: ExtractorTrainingConfig) -> CrossEncoder | SentenceTrans
     """The starting model: a cross-encoder with one regression output, or a normalized bi-encoder
     carrying the query/passage prompts."""
     ref = resolve(config.base)
+    require_safetensors(ref.location)
+    safe = {"use_safetensors": True}  # never unpickle a checkpoint: it can run code
     try:
         if config.kind == "relreg":
             # Identity activation: predictions are regressed labels, not squashed by a sigmoid.
             return CrossEncoder(ref.location, num_labels=1, max_length=config.max_length,
-                                activation_fn=torch.nn.Identity(), device=default_device())
-        model = SentenceTransformer(ref.location, device=default_device())
+                                activation_fn=torch.nn.Identity(), device=default_device(), model_kwargs=safe)
+        model = SentenceTransformer(ref.location, device=default_device(), model_kwargs=safe)
     except (OSError, ValueError) as err:
         raise QfsumError(f"cannot load base model '{config.base}': {str(err).splitlines()[0][:300]}") from None
     if not any(isinstance(module, Normalize) for module in model):

@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..assets import require_safetensors
 from ..errors import QfsumError
 
 TOKENIZER = "smollm2"
@@ -85,8 +86,9 @@ def load_locost(config: Any) -> Any:
     if config.init:
         if not (Path(config.init) / "config.json").is_file():
             raise QfsumError(f"--init {config.init}: not a saved model folder")
+        require_safetensors(config.init)
         tokenizer = AutoTokenizer.from_pretrained(config.init)
-        model = AutoModelForSeq2SeqLM.from_pretrained(config.init)
+        model = AutoModelForSeq2SeqLM.from_pretrained(config.init, use_safetensors=True)
         if not isinstance(model, LocostForConditionalGeneration):
             raise QfsumError(f"--init {config.init}: a {type(model).__name__}, not a LOCOST model")
     else:
