@@ -30,7 +30,7 @@ def main() -> None:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     import qfsum.models.locost  # noqa: F401  (Auto registration)
-    from qfsum.generation.seq2seq_inputs import TruncatedInputs
+    from qfsum.models.seq2seq_inputs import TruncatedInputs
     from qfsum.training.gsg import GSG_QUERY, gsg_records, read_corpus
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)

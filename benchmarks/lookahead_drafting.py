@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from qfsum.assets import load_generator
-from qfsum.generation.lookahead import DecodeStats, LookaheadConfig, lookahead_generate
+from qfsum.writers.lookahead import DecodeStats, LookaheadConfig, lookahead_generate
 from qfsum.training.taskdata import build_task_examples, prompt_ids
 
 SETTINGS = {

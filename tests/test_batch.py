@@ -13,8 +13,8 @@ import pytest
 
 from conftest import JSONL_RECORDS, assert_one_error_line, cli, write_jsonl
 from qfsum import Pipeline
-from qfsum.distributed.job import BatchJob, read_records
-from qfsum.distributed.parts import PartStore
+from qfsum.batch.job import BatchJob, read_records
+from qfsum.batch.parts import PartStore
 from qfsum.errors import QfsumError
 
 # A pipeline factory for `--pipeline stub_pipeline:make`: the extractive LEAD pipeline, logging every

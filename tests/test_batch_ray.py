@@ -18,7 +18,7 @@ pytest.importorskip("ray.data")
 psutil = pytest.importorskip("psutil")
 
 from conftest import qfsum_script, write_jsonl  # noqa: E402
-from qfsum.distributed.parts import PartStore  # noqa: E402
+from qfsum.batch.parts import PartStore  # noqa: E402
 from test_batch import logged, many_records, output_ids, write_stub  # noqa: E402
 
 pytestmark = pytest.mark.slow

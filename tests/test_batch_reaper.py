@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="the watchdog is for 
 
 DRIVER = textwrap.dedent("""
     import subprocess, sys, time
-    from qfsum.distributed import reaper
+    from qfsum.batch import reaper
 
     reaper.start()
     # a child that starts a long-lived grandchild, then waits: both look like Ray's helpers

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_one_error_line, cli, write_jsonl
-from qfsum.distributed import job as job_module
-from qfsum.distributed.job import BatchJob, choose_executor
-from qfsum.distributed.parts import PartStore
+from qfsum.batch import job as job_module
+from qfsum.batch.job import BatchJob, choose_executor
+from qfsum.batch.parts import PartStore
 from test_batch import logged, many_records, output_ids, stub  # noqa: F401 (stub is a fixture)
 
 

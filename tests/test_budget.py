@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from qfsum.budget import TokenizerCounter, WordCounter, select_under_budget
 from qfsum.document import Segment
-from qfsum.generation.draft import Evidence
+from qfsum.document import Evidence
 
 WORDS = WordCounter()
 

@@ -316,12 +316,12 @@ def _wait_until_reading_a_pipe(pid: int, timeout: float = 120.0) -> None:
 
 
 def test_interrupt_in_process_is_one_line(capsys, monkeypatch):
-    import qfsum.cli
+    import qfsum.cli.summarize
 
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(qfsum.cli, "cmd_pipelines", interrupted)
+    monkeypatch.setattr(qfsum.cli.summarize, "cmd_pipelines", interrupted)
     code, _, err = cli(capsys, "pipelines")
     assert code == 130 and err.splitlines() == ["qfsum: interrupted"]
 

@@ -9,7 +9,7 @@ from qfsum.document import Document, Example, Segment
 from qfsum.evaluation import ROUGE_KEYS, mean_scores, rouge
 from qfsum.evaluation.extractor import aggregate, example_metrics, gold_ranking, selections
 from qfsum.evaluation.spans import covered_units, gold_span_recall, gold_units, span_precision_recall
-from qfsum.generation.draft import Evidence
+from qfsum.document import Evidence
 
 # -- ROUGE -----------------------------------------------------------------------------------------
 

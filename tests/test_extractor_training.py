@@ -14,10 +14,10 @@ from transformers import TrainerCallback
 
 from qfsum import Pipeline, PipelineConfig, QfsumError
 from qfsum.document import Document, Example, Segment
-from qfsum.generation import WriterConfig
+from qfsum.writers import WriterConfig
 from qfsum.readers import read_examples
 from qfsum.retrieval import ScorerConfig, build_scorer
-from qfsum.retrieval.base import encoder_type, scorer_config_for_model
+from qfsum.retrieval.registry import encoder_type, scorer_config_for_model
 from qfsum.retrieval.cross import CrossEncoderScorer
 from qfsum.retrieval.dense import DenseScorer
 from qfsum.segment import Segmenter

@@ -49,10 +49,10 @@ def test_gsg_training_writes_a_model_a_pipeline_and_a_card_and_the_writer_reads_
     args.func(args)  # the same command again: reported, not retrained
     assert "already trained" in capsys.readouterr().out
 
-    from qfsum.generation.base import WriterConfig, build_writer
+    from qfsum.writers.base import WriterConfig, build_writer
     from qfsum.readers import document_from_text
     from qfsum.segment import Segmenter
-    from qfsum.generation.draft import Evidence
+    from qfsum.document import Evidence
 
     writer = build_writer(WriterConfig(kind="locost", model=str(out), max_new_tokens=6, num_beams=1))
     assert writer.inputs.max_length == 65536 and writer.tokenizer.pad_token == "<|endoftext|>"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from qfsum.errors import QfsumError
-from qfsum.generation.lookahead import DecodeStats, Drafter, LookaheadConfig, lookahead_generate
+from qfsum.writers.lookahead import DecodeStats, Drafter, LookaheadConfig, lookahead_generate
 
 EOS, PAD = 2, 0
 
@@ -110,7 +110,7 @@ def test_logits_processors_match_generate(model, reference):
 def test_answer_only_ngram_ban_lets_the_answer_copy_the_prompt(model, reference):
     from transformers import LogitsProcessorList, NoRepeatNGramLogitsProcessor
 
-    from qfsum.generation.lookahead import AnswerNoRepeatNGram, writer_processors
+    from qfsum.writers.lookahead import AnswerNoRepeatNGram, writer_processors
 
     prompts, _ = reference
     scores = torch.zeros(1, 64)
@@ -158,7 +158,7 @@ def test_drafter_prefers_the_longest_latest_match():
 
 def test_generative_writer_with_lookahead_writes_the_same(tiny_causal_dir):
     from qfsum.document import Segment
-    from qfsum.generation import Evidence, WriterConfig, build_writer
+    from qfsum.writers import Evidence, WriterConfig, build_writer
 
     ranked = [[Evidence(Segment(i, f"the budget was cut by {i} percent", 0, 10), 1.0) for i in range(3)]] * 3
     queries = ["What was cut?", "By how much?", "Why?"]

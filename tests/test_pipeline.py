@@ -10,7 +10,7 @@ from conftest import MEETING_B, PLAIN_TEXT
 
 from qfsum import Pipeline, PipelineConfig, QfsumError
 from qfsum.assets import resolve
-from qfsum.generation import WriterConfig
+from qfsum.writers import WriterConfig
 from qfsum.pipeline import load_config, packaged_pipelines
 from qfsum.readers import document_from_text, qmsum_document
 from qfsum.retrieval import ScorerConfig

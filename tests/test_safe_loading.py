@@ -14,7 +14,7 @@ import torch
 
 from qfsum import QfsumError
 from qfsum.assets import load_cross_encoder, load_generator_uncached, load_sentence_encoder
-from qfsum.generation.seq2seq_writers import load_seq2seq
+from qfsum.writers.seq2seq_writers import load_seq2seq
 from qfsum.training.sft import TrainConfig, load_state, load_trainable
 
 REFUSED = re.escape("no safetensors weights (pickle .bin files are not loaded)")

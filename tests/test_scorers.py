@@ -11,7 +11,7 @@ import torch
 from qfsum import QfsumError
 from qfsum.document import Segment
 from qfsum.retrieval import ScorerConfig, build_scorer, rank
-from qfsum.retrieval.base import LRUCache, segments_key
+from qfsum.cache import LRUCache, segments_key
 from qfsum.retrieval.hybrid import HybridScorer
 from qfsum.retrieval.lexical import BM25Scorer, LeadScorer
 

@@ -12,8 +12,8 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from qfsum import Pipeline, PipelineConfig, QfsumError
 from qfsum.document import Document
-from qfsum.generation import WriterConfig
-from qfsum.generation.seq2seq_inputs import (
+from qfsum.writers import WriterConfig
+from qfsum.models.seq2seq_inputs import (
     PairTemplate,
     TruncatedInputs,
     document_text,
@@ -283,14 +283,14 @@ def test_writer_errors_are_one_line(tiny_causal_dir, tiny_seq2seq_dir, segenc_di
 
 
 def test_document_text_is_in_document_order():
-    from qfsum.generation.draft import Evidence
+    from qfsum.document import Evidence
 
     segments = [Evidence(s, float(-s.index)) for s in reversed(MEETING.units)]
     assert document_text(segments) == MEETING.text
 
 
 def test_writer_budget_caps_the_tokens_read(segenc_dir, tiny_seq2seq_dir):
-    from qfsum.generation import build_writer
+    from qfsum.writers import build_writer
 
     segenc_writer = build_writer(WriterConfig(kind="segenc", model=str(segenc_dir), budget=24))
     assert segenc_writer.inputs.max_input == segenc_writer.model.config.max_input == 24

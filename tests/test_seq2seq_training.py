@@ -115,7 +115,7 @@ def test_resume_continues_from_the_saved_step(data_root, tiny_seq2seq_dir, tmp_p
 def test_collator_pads_labels_and_shifts_them_right(tiny_seq2seq_dir):
     model = AutoModelForSeq2SeqLM.from_pretrained(tiny_seq2seq_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_seq2seq_dir)
-    from qfsum.generation.seq2seq_inputs import TruncatedInputs
+    from qfsum.models.seq2seq_inputs import TruncatedInputs
 
     collate = Seq2SeqCollator(TruncatedInputs(tokenizer, 64), shift_right(model))
     batch = collate([{"input_ids": [101, 5, 102], "labels": [7, 8, 102]}, {"input_ids": [101, 102], "labels": [9, 102]}])

@@ -168,7 +168,7 @@ def test_web_page_and_assets_are_served(client):
 
 
 def test_a_query_the_writer_rejects_fails_alone(tiny_causal_dir):
-    from qfsum.generation import WriterConfig
+    from qfsum.writers import WriterConfig
     from qfsum.pipeline import PipelineConfig
     from qfsum.retrieval import ScorerConfig
 
@@ -261,7 +261,7 @@ def test_serve_cli_bad_flags_are_one_line_errors(capsys, args, message):
 def test_serve_flags_give_the_server_config(monkeypatch):
     import argparse
 
-    from qfsum.serving.cli import API_KEY_ENV, add_arguments, server_config
+    from qfsum.cli.serve import API_KEY_ENV, add_arguments, server_config
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -376,7 +376,7 @@ def test_64_concurrent_clients_get_answers_or_429_and_nothing_is_lost(extractive
 
 
 def test_per_document_caches_are_bounded_in_bytes_as_well_as_entries(extractive):
-    from qfsum.retrieval.base import LRUCache
+    from qfsum.cache import LRUCache
 
     cache: LRUCache[bytes] = LRUCache(capacity=64, max_bytes=100, sizeof=len)
     for key in "abc":

@@ -37,7 +37,7 @@ def test_shipped_model_is_small_carded_and_names_a_packaged_base(name):
 def test_shipped_extractor_ranks_the_window_that_answers_first():
     from qfsum.document import Segment
     from qfsum.retrieval import build_scorer
-    from qfsum.retrieval.base import scorer_config_for_model
+    from qfsum.retrieval.registry import scorer_config_for_model
 
     texts = ["The marketing team presented the fruity colour scheme for the case.",
              "We agreed that the battery must last two years, so we chose the kinetic battery.",

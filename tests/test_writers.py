@@ -6,8 +6,8 @@ import pytest
 
 from qfsum import QfsumError
 from qfsum.document import Segment
-from qfsum.generation import Draft, Evidence, WriterConfig, build_writer
-from qfsum.generation.extractive import ExtractiveWriter
+from qfsum.writers import Draft, Evidence, WriterConfig, build_writer
+from qfsum.writers.extractive import ExtractiveWriter
 from qfsum.readers import document_from_text
 from qfsum.retrieval.lexical import BM25Scorer
 from qfsum.retrieval import rank

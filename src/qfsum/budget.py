@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .document import Segment
-from .generation.draft import Evidence
+from .document import Evidence
 from .text import count_words
 
 

@@ -1,4 +1,4 @@
-"""The data model: documents, their segments, and evaluation examples."""
+"""The data model: documents, their segments, evidence and drafts, and evaluation examples."""
 
 from __future__ import annotations
 
@@ -58,6 +58,26 @@ class Document:
             parts.append(line)
             offset += len(line) + 1  # the joining newline
         return cls("\n".join(parts), segments, id)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A segment chosen as evidence, with its relevance score."""
+
+    segment: Segment
+    score: float
+
+    def to_dict(self) -> dict:
+        s = self.segment
+        return {"segment": s.index, "score": round(float(self.score), 6), "start": s.start, "end": s.end, "text": s.text}
+
+
+@dataclass
+class Draft:
+    """A writer's output: the summary and the evidence it was written from (document order)."""
+
+    text: str
+    evidence: list[Evidence] = field(default_factory=list)
 
 
 @dataclass

@@ -13,10 +13,10 @@ from typing import Any
 
 from .document import Document, Segment
 from .errors import QfsumError
-from .generation import Evidence, WriterConfig, build_writer
+from .writers import Evidence, WriterConfig, build_writer
 from .readers import document_from_text, parse_json, read_text_file
 from .retrieval import ScorerConfig, build_scorer, rank
-from .retrieval.base import CACHE_BYTES, LRUCache, segments_nbytes
+from .cache import CACHE_BYTES, LRUCache, segments_nbytes
 from .segment import Segmenter, SegmenterConfig
 from .text import require_unicode
 

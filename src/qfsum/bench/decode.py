@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..generation.lookahead import DecodeStats, LookaheadConfig, lookahead_generate
+from ..writers.lookahead import DecodeStats, LookaheadConfig, lookahead_generate
 
 
 @dataclass

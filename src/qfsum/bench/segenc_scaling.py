@@ -70,7 +70,7 @@ def encoder_input(name: str, tokens: int, config: SegEncBenchConfig) -> tuple[An
     """(input_ids, attention_mask) of a random `tokens`-token document and query, as each encoder reads it."""
     import torch
 
-    from ..generation.seq2seq_inputs import PairTemplate
+    from ..models.seq2seq_inputs import PairTemplate
     from ..models.segenc import make_windows
 
     generator = torch.Generator().manual_seed(0)

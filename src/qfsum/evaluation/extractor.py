@@ -15,7 +15,7 @@ import numpy as np
 
 from ..budget import TokenCounter, select_under_budget
 from ..document import Example
-from ..generation.draft import Evidence
+from ..document import Evidence
 from ..text import count_words
 from .rouge import rouge
 from .spans import covered_units, gold_span_recall, gold_units, span_precision_recall

@@ -39,7 +39,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from ..errors import QfsumError
 from .kv_cache import cache_kwarg, pick_cache
-from ..generation.seq2seq_inputs import (
+from .seq2seq_inputs import (
     DocumentTokens,
     PairTemplate,
     pad,
@@ -134,7 +134,7 @@ def make_windows(
 
 
 class WindowInputs:
-    """SegEnc's input builder (see `qfsum.generation.seq2seq_inputs.InputBuilder`).
+    """SegEnc's input builder (see `qfsum.models.seq2seq_inputs.InputBuilder`).
 
     `encode` gives a pair's windows; `collate` pads a batch: to the longest input when every pair
     has one window (then SegEnc is the backbone), else every window to `segment_length` and every

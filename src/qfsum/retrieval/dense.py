@@ -9,7 +9,7 @@ import numpy as np
 
 from ..assets import autocast, load_sentence_encoder, resolve_dtype
 from ..document import Segment
-from .base import CACHE_BYTES, LRUCache, segments_key
+from ..cache import CACHE_BYTES, LRUCache, segments_key
 
 PROGRESS_FROM = 20_000  # segments: a book-length input takes minutes to encode on a CPU
 QUERY_PROMPTS = ("query",)  # prompt names a model may define for queries ...

@@ -11,7 +11,7 @@ import numpy as np
 import Stemmer
 
 from ..document import Segment
-from .base import CACHE_BYTES, LRUCache, segments_key
+from ..cache import CACHE_BYTES, LRUCache, segments_key
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
 

@@ -79,8 +79,8 @@ def load_locost(config: Any) -> Any:
     """The `locost` architecture of the seq2seq trainer: a saved model (`init`) or a new one (`base` = preset/JSON)."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from ..generation.seq2seq_inputs import TruncatedInputs
-    from ..generation.seq2seq_writers import Seq2SeqModel
+    from ..models.seq2seq_inputs import TruncatedInputs
+    from ..writers.seq2seq_writers import Seq2SeqModel
     from ..models.locost import LocostForConditionalGeneration
 
     if config.init:

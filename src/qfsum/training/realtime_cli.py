@@ -173,7 +173,7 @@ def add_decode_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 def bench_decode(args: argparse.Namespace) -> None:
     from ..bench.decode import DecodeBenchConfig, format_table, run_decode_bench, write_result
-    from ..generation.lookahead import LookaheadConfig
+    from ..writers.lookahead import LookaheadConfig
 
     try:
         sizes = tuple(int(s) for s in args.batch_sizes.split(",") if s.strip())

@@ -24,7 +24,7 @@ losses). `out` then holds the model and tokenizer (Hugging Face format), a `pipe
 `qfsum summarize/evaluate --pipeline out` use it), and a model card `README.md`.
 
 A new architecture registers a loader in `ARCHS`: a function of the config returning a
-`qfsum.generation.seq2seq_writers.Seq2SeqModel` (model, tokenizer, input builder, writer kind).
+`qfsum.writers.seq2seq_writers.Seq2SeqModel` (model, tokenizer, input builder, writer kind).
 Or pass a ready `Seq2SeqModel` as `train_seq2seq(config, model=...)`.
 """
 
@@ -48,8 +48,8 @@ from ..assets import default_device, resolve, resolve_dtype
 from ..document import Example
 from ..errors import QfsumError
 from ..evaluation.rouge import mean_scores, rouge
-from ..generation.seq2seq_inputs import InputBuilder, pad
-from ..generation.seq2seq_writers import (
+from ..models.seq2seq_inputs import InputBuilder, pad
+from ..writers.seq2seq_writers import (
     GenerationSettings,
     Seq2SeqModel,
     generate_texts,

@@ -145,7 +145,7 @@ def generate_answers(model: Any, tokenizer: Any, examples: Sequence[TaskExample]
                      max_new_tokens: int, batch_size: int = 8, progress: bool = False,
                      no_repeat_ngram_size: int = 3) -> list[str]:
     """Greedy answers (lookahead decoding, several prompts at a time), with the writer's n-gram ban within the answer."""
-    from ..generation.lookahead import lookahead_generate, writer_processors
+    from ..writers.lookahead import lookahead_generate, writer_processors
 
     def processors(prompt_length: int) -> list:
         return writer_processors(no_repeat_ngram_size, prompt_length=prompt_length)

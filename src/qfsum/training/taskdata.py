@@ -12,7 +12,7 @@ Splits are the source's: `--split train` of a QMSum folder gives training exampl
 validation ones; a JSONL file is one split. Built examples can be saved as a JSONL task file
 (`id`, `query`, `passage`, `target`) and read back instead of a data set.
 
-The model sees exactly the prompt the generative writer builds (`generation.generative`), so a
+The model sees exactly the prompt the generative writer builds (`writers.generative`), so a
 model trained here writes well inside a pipeline.
 """
 
@@ -55,7 +55,7 @@ def _pipeline_passages(examples: Sequence[Any], name: str, budget: int, tokenize
     from tqdm.auto import tqdm
 
     from ..budget import TokenizerCounter, select_under_budget
-    from ..generation import WriterConfig
+    from ..writers import WriterConfig
     from ..pipeline import Pipeline, load_config
 
     config = load_config(name)
@@ -158,7 +158,7 @@ def read_task_file(path: str | Path) -> list[TaskExample]:
 
 def prompt_ids(tokenizer: Any, query: str, passage: str, max_tokens: int = 1024) -> list[int]:
     """The generative writer's prompt for (query, passage), the passage cut so it fits `max_tokens`."""
-    from ..generation.generative import SYSTEM_PROMPT, USER_TEMPLATE
+    from ..writers.generative import SYSTEM_PROMPT, USER_TEMPLATE
 
     def build(text: str) -> list[int]:
         user = USER_TEMPLATE.format(query=query, evidence=text)

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from ..budget import TokenCounter
 from ..document import Example, Segment
 from ..evaluation.extractor import aggregate, example_metrics
-from ..generation.draft import Evidence
+from ..document import Evidence
 from ..retrieval import rank
 from ..segment import Segmenter, SegmenterConfig
 

@@ -1,4 +1,4 @@
-"""`qfsum batch` and `qfsum bench batch`: command bodies and flags (imports stay lazy)."""
+"""`qfsum bench batch`: the same batch job in one process and on (local) Ray, on QMSum requests."""
 
 from __future__ import annotations
 
@@ -9,48 +9,6 @@ import sys
 from pathlib import Path
 
 from ..errors import QfsumError
-from . import EXECUTORS, RAY_MIN_CPUS
-
-
-EXIT_CODES = """exit status:
-  0  every record has a summary in --output
-  1  the job finished, but some records are error lines {"id", "error"} in --output
-     (bad JSON, rejected by the pipeline, or failing it); the summary line counts them
-  2  nothing was done or the job stopped: one line on stderr says why (bad input file,
-     unwritable or full --output folder, unknown pipeline); rerun to resume"""
-EXIT_SOME_ERRORS = 1
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags of `qfsum batch`, and its exit codes in --help."""
-    p.epilog = EXIT_CODES
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("--input", "-i", required=True, help="JSONL requests: id, document or segments, query")
-    p.add_argument("--output", "-o", required=True, help="JSONL answers, in input order; rerun to resume")
-    p.add_argument("--pipeline", "-p", default="default", help="pipeline name, saved directory, or module:factory")
-    _execution_arguments(p)
-    p.add_argument("--executor", default="auto", choices=EXECUTORS,
-                   help=f"auto (default: Ray given a cluster address or RAY_ADDRESS, or from {RAY_MIN_CPUS} CPUs; "
-                        "else this process), local (this process only) or ray")
-
-
-def _execution_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
-    p.add_argument("--workers", type=int, default=None, help="Ray actors, one pipeline each (default: one per CPU)")
-    p.add_argument("--block-size", type=int, default=16, help="records per model batch and per part file (default 16)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def batch(args: argparse.Namespace) -> None:
-    """`qfsum batch`: the body of the command; exits 1 if some records became error lines."""
-    from .job import BatchJob
-
-    job = BatchJob(args.input, args.output, args.pipeline, args.executor, args.ray_address, args.workers,
-                   args.block_size, progress=not args.no_progress)
-    report = job.run()
-    print(report.summary_line(Path(args.output)))
-    if report.errors:
-        raise SystemExit(EXIT_SOME_ERRORS)
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,7 +18,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--requests", type=int, default=2000, help="requests to make, cycling the queries (default 2000)")
     p.add_argument("--pipeline", "-p", default="default", help="pipeline name, saved directory, or module:factory")
     p.add_argument("--out", default="runs/bench-batch", help="folder for the requests, outputs and results.json")
-    _execution_arguments(p)
+    from ..cli.batch import execution_arguments
+
+    execution_arguments(p)
 
 
 def qmsum_requests(data: str, split: str | None, count: int) -> list[dict]:
@@ -83,7 +43,7 @@ def qmsum_requests(data: str, split: str | None, count: int) -> list[dict]:
 
 def bench_batch(args: argparse.Namespace) -> None:
     """Throughput of the same batch job in one process and on (local) Ray."""
-    from .job import BatchJob
+    from ..batch.job import BatchJob
 
     if args.requests < 1:
         raise QfsumError("--requests must be >= 1")

@@ -21,8 +21,8 @@ import torch
 from ..assets import default_device, require_safetensors, resolve, resolve_dtype
 from ..errors import QfsumError
 from .base import WriterConfig
-from .draft import Draft, Evidence
-from .seq2seq_inputs import InputBuilder, TruncatedInputs, document_text, input_limit
+from ..document import Draft, Evidence
+from ..models.seq2seq_inputs import InputBuilder, TruncatedInputs, document_text, input_limit
 
 ARCH_WRITERS = {"segenc": "segenc", "led": "led", "plain": "bart"}  # training architecture -> writer kind
 

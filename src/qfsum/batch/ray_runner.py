@@ -28,13 +28,13 @@ class SummarizeActor:
     """A Ray Data callable class: one pipeline per actor, one model batch per block."""
 
     def __init__(self, spec: str) -> None:
-        from .job import load_pipeline
+        from .work import load_pipeline
 
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.pipeline = load_pipeline(spec)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .job import summarize_block
+        from .work import summarize_block
 
         # batch: {"id": (B,), "line": (B,)} object arrays of str
         ids, lines = [str(i) for i in batch["id"]], [str(x) for x in batch["line"]]
@@ -71,7 +71,7 @@ def run_on_ray(pending: Sequence["Record"], store: "PartStore", bar: "tqdm", spe
     import ray.data
     import ray.exceptions
 
-    from .job import default_workers
+    from .work import default_workers
 
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its execution chatter would break our progress bar
     context = ray.data.DataContext.get_current()

@@ -7,17 +7,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import QfsumError
-from .draft import Draft, Evidence
+from ..document import Draft, Evidence
 
 # kind -> "module:factory"; the factory takes a WriterConfig. Imported lazily: a kind's heavy
 # dependencies load only when a pipeline uses it. Add a writer kind by adding a line here.
 WRITER_FACTORIES: dict[str, str] = {
-    "extractive": "qfsum.generation.extractive:build_extractive_writer",
-    "generative": "qfsum.generation.generative:GenerativeWriter",
-    "segenc": "qfsum.generation.seq2seq_writers:SegEncWriter",  # reads the whole document; scorer lead
-    "led": "qfsum.generation.seq2seq_writers:LEDWriter",  # reads the whole document; scorer lead
-    "bart": "qfsum.generation.seq2seq_writers:TruncatingWriter",  # query + document cut at the model limit
-    "locost": "qfsum.generation.locost_writer:LocostWriter",  # reads the whole document (64K tokens); scorer lead
+    "extractive": "qfsum.writers.extractive:build_extractive_writer",
+    "generative": "qfsum.writers.generative:GenerativeWriter",
+    "segenc": "qfsum.writers.seq2seq_writers:SegEncWriter",  # reads the whole document; scorer lead
+    "led": "qfsum.writers.seq2seq_writers:LEDWriter",  # reads the whole document; scorer lead
+    "bart": "qfsum.writers.seq2seq_writers:TruncatingWriter",  # query + document cut at the model limit
+    "locost": "qfsum.writers.locost_writer:LocostWriter",  # reads the whole document (64K tokens); scorer lead
 }
 WRITER_KINDS = tuple(WRITER_FACTORIES)
 

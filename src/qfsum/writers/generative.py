@@ -16,7 +16,7 @@ from ..assets import load_generator
 from ..errors import QfsumError
 from ..budget import TokenizerCounter, select_under_budget
 from .base import WriterConfig
-from .draft import Draft, Evidence
+from ..document import Draft, Evidence
 
 SYSTEM_PROMPT = (
     "You answer questions about a long document using only the excerpts you are given. "
@@ -106,7 +106,7 @@ class GenerativeWriter:
         return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
     def _generate_lookahead(self, batch: list[list[int]]) -> list[str]:
-        """Greedy answers with lookahead decoding (`generation.lookahead`), the same knobs applied."""
+        """Greedy answers with lookahead decoding (`writers.lookahead`), the same knobs applied."""
         from .lookahead import lookahead_generate
 
         outputs = lookahead_generate(self.model, batch, self.config.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,

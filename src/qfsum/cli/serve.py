@@ -7,13 +7,13 @@ import ipaddress
 import math
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import QfsumError
 
 if TYPE_CHECKING:  # fastapi and the models load only when a command runs, not when the parser is built
     from ..pipeline import Pipeline
-    from .app import ServerConfig
+    from ..serving.app import ServerConfig
 
 API_KEY_ENV = "QFSUM_API_KEY"
 
@@ -30,8 +30,8 @@ def load_serving_pipeline(name: str, max_batch_size: int) -> "Pipeline":
 
 def server_config(args: argparse.Namespace) -> "ServerConfig":
     """The ServerConfig the command-line flags and QFSUM_API_KEY describe (one-line errors for bad values)."""
-    from .app import ServerConfig
-    from .middleware import LOOPBACK_HOSTS, host_name
+    from ..serving.app import ServerConfig
+    from ..serving.middleware import LOOPBACK_HOSTS, host_name
 
     for flag in ("max_batch_size", "max_queue", "max_document_chars", "max_segments"):
         _require(args, flag, getattr(args, flag) >= 1, ">= 1")
@@ -73,8 +73,8 @@ def _is_loopback(host: str) -> bool:
 
 def serve(args: argparse.Namespace) -> None:
     """`qfsum serve`: the body of the command."""
-    from .app import create_app
-    from .server import check_bindable, run
+    from ..serving.app import create_app
+    from ..serving.server import check_bindable, run
 
     config = server_config(args)
     if not 0 <= args.port <= 65535:
@@ -112,3 +112,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="trust X-Forwarded-For/-Proto (only behind a reverse proxy on this machine)")
     p.add_argument("--naive", action="store_true", help="no batching: one pipeline call per request (a baseline)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+
+
+def register(sub: Any) -> None:
+    """Add `serve` to the top-level subparsers."""
+    p = sub.add_parser("serve", help="HTTP API and web page (micro-batched; loopback by default)")
+    add_arguments(p)
+    p.set_defaults(func=serve)

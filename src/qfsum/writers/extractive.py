@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..budget import WordCounter, select_under_budget
-from .draft import Draft, Evidence
+from ..document import Draft, Evidence
 
 if TYPE_CHECKING:
     from .base import WriterConfig

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import torch
 
 from ..errors import QfsumError
-from .draft import Evidence
+from ..document import Evidence
 
 MIN_DOCUMENT_SHARE = 4  # the query may take at most 1/4 of an encoder input: the document needs the rest
 

@@ -66,7 +66,7 @@ def payloads(data: str) -> list[dict]:
 
         text = read_text_file(path)
         return [{"document": text, "queries": [q]} for q in MEETING_QUERIES]
-    from ..distributed.cli import qmsum_requests
+    from .batch import qmsum_requests
 
     return [{"segments": r["segments"], "queries": [r["query"]]} for r in qmsum_requests(data, None, 64)]
 

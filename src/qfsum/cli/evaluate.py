@@ -1,0 +1,125 @@
+"""`qfsum evaluate` and `qfsum evaluate-extractor`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import QfsumError
+
+
+def _examples(args: argparse.Namespace):
+    from ..readers import read_examples
+
+    if args.limit is not None and args.limit < 1:
+        raise QfsumError("--limit must be >= 1")
+    examples = read_examples(args.data, args.split)
+    return examples[: args.limit] if args.limit else examples
+
+
+def _default_out(kind: str, name: str, args: argparse.Namespace) -> Path:
+    label = Path(str(name)).name or "pipeline"
+    limit = f"-{args.limit}" if args.limit else ""
+    return Path("runs") / f"{kind}-{label}-{args.split or Path(args.data).stem}{limit}"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from ..evaluation.rouge import ROUGE_KEYS
+    from ..evaluation.runner import evaluate
+    from ..pipeline import Pipeline
+
+    examples = _examples(args)
+    pipeline = Pipeline.load(args.pipeline)
+    out = Path(args.out) if args.out else _default_out("evaluate", args.pipeline, args)
+    label = f"{Path(args.data).resolve()}:{args.split}"
+    metrics = evaluate(pipeline, examples, out, label, progress=not args.no_progress)
+    print(f"{'pipeline':<24}" + "".join(f"{k:>10}" for k in ROUGE_KEYS) + f"{'n':>6}{'seconds':>10}")
+    print(f"{Path(str(args.pipeline)).name:<24}" + "".join(f"{metrics[k]:>10.2f}" for k in ROUGE_KEYS)
+          + f"{metrics['n']:>6}{metrics['seconds']:>10.1f}")
+    print(f"wrote {out}/metrics.json and {out}/predictions.jsonl")
+
+
+def segmenter_config(segment: str):
+    """`--segment`: turn, sentence, or windows (50 % overlap) of N words (`256`) or N tokens (`256:minilm`)."""
+    from ..segment import SegmenterConfig
+
+    size, _, tokenizer = segment.partition(":")
+    if size.isdigit():
+        return SegmenterConfig(kind="window", size=int(size), tokenizer=tokenizer or None)
+    return SegmenterConfig(kind=segment)
+
+
+def _extractor_pipeline(scorer: str, segment: str):
+    from ..pipeline import CONFIG_FILE, Pipeline, PipelineConfig, load_config
+    from ..retrieval import ScorerConfig
+    from ..assets import shipped_models
+    from ..retrieval.registry import scorer_config_for_model
+
+    segmenter = segmenter_config(segment)
+    if scorer in ("lead", "bm25", "dense", "hybrid", "gold"):
+        scorer_config = ScorerConfig(kind="lead" if scorer == "gold" else scorer)
+    elif scorer in shipped_models() or (Path(scorer).is_dir() and not (Path(scorer) / CONFIG_FILE).exists()):
+        scorer_config = scorer_config_for_model(scorer)  # a trained extractor: cross- or bi-encoder
+    else:
+        scorer_config = load_config(scorer).scorer  # a pipeline name or directory: use its scorer
+    from ..writers import WriterConfig
+
+    return Pipeline(PipelineConfig(name=f"extractor-{scorer}", segmenter=segmenter, scorer=scorer_config,
+                                   writer=WriterConfig(kind="extractive")))
+
+
+def _counter(name: str):
+    from ..budget import TokenizerCounter, WordCounter
+
+    if name == "words":
+        return WordCounter()
+    from ..assets import load_tokenizer
+
+    return TokenizerCounter(load_tokenizer(name))
+
+
+def cmd_evaluate_extractor(args: argparse.Namespace) -> None:
+    from ..evaluation.runner import evaluate_extractor
+
+    examples = _examples(args)
+    pipeline = _extractor_pipeline(args.scorer, args.segment)
+    out = Path(args.out) if args.out else _default_out("extractor", args.scorer, args)
+    metrics = evaluate_extractor(pipeline, examples, out, _counter(args.tokenizer), args.budget,
+                                 gold=args.scorer == "gold", progress=not args.no_progress)
+    keys = ("rouge1", "rouge2", "rougeL", "rougeLsum")  # rougeL: plain LCS; rougeLsum: the papers' R-L
+    print(f"{'selection':<10}" + "".join(f"{k:>10}" for k in keys) + f"{'words':>8}")
+    for name in ("top1", "top5", "top15", "topall"):
+        print(f"{name:<10}" + "".join(f"{metrics[f'{name}_{k}']:>10.2f}" for k in keys)
+              + f"{metrics[f'{name}_words']:>8.0f}")
+    if "span_recall" in metrics:
+        print(f"topall against gold: turn precision {metrics['span_precision']:.2f}, turn recall "
+              f"{metrics['span_recall']:.2f}, spans touched {metrics['gold_span_recall']:.2f}"
+              f"  ({metrics['n_with_spans']} of {metrics['n']} examples have gold spans)")
+    print(f"wrote {out}/metrics.json")
+
+
+def data_arguments(p: argparse.ArgumentParser) -> None:
+    """The data flags every evaluation command shares."""
+    p.add_argument("--data", required=True, help="QMSum folder, folder of meetings, .json meeting or .jsonl file")
+    p.add_argument("--split", default=None, help="val or test (or train) inside a QMSum folder")
+    p.add_argument("--limit", type=int, default=None, help="only the first N examples (fixed order)")
+    p.add_argument("--out", default=None, help="output folder (default runs/...)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(sub: Any) -> None:
+    """Add `evaluate` and `evaluate-extractor` to the top-level subparsers."""
+    p = sub.add_parser("evaluate", help="ROUGE of a pipeline on a data set")
+    data_arguments(p)
+    p.add_argument("--pipeline", "-p", required=True, help="packaged pipeline name or saved directory")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("evaluate-extractor", help="top-k ROUGE and span precision/recall of a scorer")
+    data_arguments(p)
+    p.add_argument("--scorer", required=True,
+                   help="lead, bm25, dense, hybrid, gold, a pipeline name/directory, or a trained extractor (directory, or shipped name such as minilm-dpr-qmsum)")
+    p.add_argument("--segment", default="turn", help="turn, sentence, or windows of N words (256) or N tokens of a tokenizer (256:minilm)")
+    p.add_argument("--budget", type=int, default=1024, help="token budget of the 'topall' selection")
+    p.add_argument("--tokenizer", default="smollm2", help="tokenizer that counts the budget (a model, or 'words')")
+    p.set_defaults(func=cmd_evaluate_extractor)
