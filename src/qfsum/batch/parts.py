@@ -9,17 +9,17 @@ rename) and the parts folder is removed; a job killed between the two finds OUT 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import QfsumError
+from ..io import atomic_write_lines
 from ..readers import decode_text, parse_json
 
 PART_NAME = re.compile(r"part-(\d+)\.jsonl")
@@ -30,36 +30,6 @@ class Line(NamedTuple):
 
     text: str
     error: bool
-
-
-def atomic_write(path: Path, lines: Iterable[str]) -> None:
-    """Write `lines` to `path` whole or not at all: temporary file, fsync, rename, fsync of the folder.
-
-    Any OS error (disk full, read-only folder) becomes a one-line QfsumError and leaves `path` as it was.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            for line in lines:
-                f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())  # disk full often shows here, not at write()
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old state or the whole new file
-        _fsync_folder(path.parent)  # the rename itself survives a power cut
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise QfsumError(f"cannot write {path}: {err.strerror or err}") from None
-
-
-def _fsync_folder(folder: Path) -> None:
-    if os.name != "posix":  # folders cannot be opened for fsync on Windows
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def check_writable(folder: Path) -> None:
@@ -148,7 +118,7 @@ class PartStore:
             existing = self.parts()
             self._next = int(PART_NAME.fullmatch(existing[-1].name).group(1)) + 1 if existing else 0
         path = self.folder / f"part-{self._next:06d}.jsonl"
-        atomic_write(path, lines)
+        atomic_write_lines(path, lines)
         self._next += 1
         return path
 
@@ -159,7 +129,7 @@ class PartStore:
         if missing:
             raise QfsumError(f"{len(missing)} records have no output yet (first: {missing[0]}); rerun to finish")
         if not self.is_merged(done, order):
-            atomic_write(self.output, (done[i].text for i in order))
+            atomic_write_lines(self.output, (done[i].text for i in order))
             shutil.rmtree(self.folder, ignore_errors=True)
         return {i: done[i] for i in order}
 
