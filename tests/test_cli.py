@@ -41,7 +41,7 @@ def saved_tiny_pipeline(tmp_path_factory, tiny_causal_dir) -> Path:
     config = PipelineConfig(
         name="tiny-generative",
         scorer=ScorerConfig(kind="bm25"),
-        writer=WriterConfig(kind="generative", model=str(tiny_causal_dir), budget=128, max_new_tokens=6),
+        writer=WriterConfig(kind="generative", model=str(tiny_causal_dir), input_tokens=128, max_new_tokens=6),
     )
     return Pipeline(config).save(tmp_path_factory.mktemp("pipelines") / "tiny")
 

@@ -411,7 +411,7 @@ def test_two_stage_pipeline_respects_the_token_budget_exactly(trained, tiny_caus
     pipeline = Pipeline(PipelineConfig(
         name="two-stage",
         scorer=ScorerConfig(kind="relreg", model=config.out, dtype="float32"),
-        writer=WriterConfig(kind="generative", model=str(tiny_causal_dir), budget=budget, max_new_tokens=4),
+        writer=WriterConfig(kind="generative", model=str(tiny_causal_dir), input_tokens=budget, max_new_tokens=4),
     ))
     writer = pipeline.writer
     for example in read_examples(config.data, "val"):

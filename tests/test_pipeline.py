@@ -24,7 +24,7 @@ def bm25_pipeline(**writer) -> Pipeline:
         PipelineConfig(
             name="test-bm25",
             scorer=ScorerConfig(kind="bm25"),
-            writer=WriterConfig(**{"kind": "extractive", "budget": 30, **writer}),
+            writer=WriterConfig(**{"kind": "extractive", "summary_words": 30, **writer}),
         )
     )
 
@@ -38,9 +38,9 @@ def test_packaged_pipelines_are_listed_and_parse():
     assert default.name == "default"
     assert (default.scorer.kind, default.scorer.model) == ("hybrid", "minilm-dpr-qmsum")
     assert (default.segmenter.kind, default.segmenter.size, default.segmenter.tokenizer) == ("window", 256, "minilm")
-    assert (default.writer.kind, default.writer.model, default.writer.budget) == ("generative", "smollm2-qmsum", 1024)
+    assert (default.writer.kind, default.writer.model, default.writer.input_tokens) == ("generative", "smollm2-qmsum", 1024)
     assert load_config("extractive-bm25").scorer.kind == "bm25"
-    assert load_config("extractive-lead").writer.budget == 100
+    assert load_config("extractive-lead").writer.summary_words == 100
 
 
 @pytest.mark.parametrize("name", ["no-such-pipeline", "../pipelines/default", "default.json", ""])
@@ -60,7 +60,7 @@ def test_config_round_trip_through_dict():
         name="x",
         segmenter=SegmenterConfig(kind="window", size=64, stride=16),
         scorer=ScorerConfig(kind="lead"),
-        writer=WriterConfig(kind="extractive", budget=12),
+        writer=WriterConfig(kind="extractive", summary_words=12),
     )
     again = PipelineConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config
@@ -206,7 +206,7 @@ def test_save_and_load_round_trip_with_a_generative_model(tmp_path, tiny_causal_
         description="tiny generative pipeline",
         segmenter=SegmenterConfig(kind="sentence"),
         scorer=ScorerConfig(kind="bm25"),
-        writer=WriterConfig(kind="generative", model=str(model), budget=128, max_new_tokens=6),
+        writer=WriterConfig(kind="generative", model=str(model), input_tokens=128, max_new_tokens=6),
     )
     pipeline = Pipeline(config)
     document = qmsum_document(MEETING_B, "b")
@@ -259,3 +259,17 @@ def test_unreachable_hub_model_is_a_one_line_user_error(tmp_path):
     )
     with pytest.raises(QfsumError, match="no-such-model"):
         Pipeline.load(tmp_path)
+
+
+def test_a_pipeline_file_with_the_old_budget_key_loads_in_its_writers_unit(tmp_path):
+    old = {"writer": {"kind": "extractive", "budget": 40}}
+    assert PipelineConfig.from_dict(old).writer.summary_words == 40
+    old = {"writer": {"kind": "generative", "model": "smollm2", "budget": 512}}
+    assert PipelineConfig.from_dict(old).writer.input_tokens == 512
+
+
+def test_a_writer_refuses_the_other_kinds_unit():
+    with pytest.raises(QfsumError, match="summary_words, not input_tokens"):
+        WriterConfig(kind="extractive", input_tokens=100)
+    with pytest.raises(QfsumError, match="budget is input_tokens"):
+        WriterConfig(kind="generative", model="smollm2", summary_words=100)

@@ -292,8 +292,8 @@ def test_document_text_is_in_document_order():
 def test_writer_budget_caps_the_tokens_read(segenc_dir, tiny_seq2seq_dir):
     from qfsum.writers import build_writer
 
-    segenc_writer = build_writer(WriterConfig(kind="segenc", model=str(segenc_dir), budget=24))
+    segenc_writer = build_writer(WriterConfig(kind="segenc", model=str(segenc_dir), input_tokens=24))
     assert segenc_writer.inputs.max_input == segenc_writer.model.config.max_input == 24
     assert segenc_writer.inputs.segment_length == 40  # the saved model's windows
-    assert build_writer(WriterConfig(kind="bart", model=str(tiny_seq2seq_dir), budget=24)).inputs.max_length == 24
+    assert build_writer(WriterConfig(kind="bart", model=str(tiny_seq2seq_dir), input_tokens=24)).inputs.max_length == 24
     assert build_writer(WriterConfig(kind="bart", model=str(tiny_seq2seq_dir))).inputs.max_length == 1024

@@ -173,7 +173,7 @@ def test_a_query_the_writer_rejects_fails_alone(tiny_causal_dir):
     from qfsum.retrieval import ScorerConfig
 
     config = PipelineConfig(scorer=ScorerConfig(kind="bm25"),
-                            writer=WriterConfig(kind="generative", model=str(tiny_causal_dir), budget=160,
+                            writer=WriterConfig(kind="generative", model=str(tiny_causal_dir), input_tokens=160,
                                                 max_new_tokens=4))
     with client_for(Pipeline(config)) as client:
         long_query = "why " * 200  # leaves no room in a 160-token budget: a QfsumError from the writer

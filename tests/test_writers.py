@@ -35,7 +35,8 @@ def _ranked(query: str) -> list[Evidence]:
     [
         ({"kind": "abstractive"}, "unknown writer"),
         ({"kind": "generative"}, "needs a model"),
-        ({"kind": "extractive", "budget": 0}, "budget must be >= 1"),
+        ({"kind": "extractive", "summary_words": 0}, "summary_words must be >= 1"),
+        ({"kind": "generative", "model": "smollm2", "input_tokens": 0}, "input_tokens must be >= 1"),
     ],
 )
 def test_writer_config_validation(kwargs, message):
@@ -58,7 +59,7 @@ def test_generative_writer_model_dir_that_is_not_a_model(tmp_path):
 
 
 def test_extractive_writer_respects_word_budget_and_document_order():
-    writer = build_writer(WriterConfig(kind="extractive", budget=45))
+    writer = build_writer(WriterConfig(kind="extractive", summary_words=45))
     assert isinstance(writer, ExtractiveWriter) and writer.budget == 45
     drafts = writer.write_batch(QUERIES, [_ranked(q) for q in QUERIES])
     assert len(drafts) == 3 and all(isinstance(d, Draft) for d in drafts)
@@ -91,7 +92,7 @@ def test_extractive_writer_cuts_a_segment_longer_than_the_budget():
 
 @pytest.fixture(scope="module")
 def causal_writer(tiny_causal_dir):
-    return build_writer(WriterConfig(kind="generative", model=str(tiny_causal_dir), budget=200, max_new_tokens=6))
+    return build_writer(WriterConfig(kind="generative", model=str(tiny_causal_dir), input_tokens=200, max_new_tokens=6))
 
 
 def test_generative_prompt_fits_the_budget_exactly(causal_writer):
@@ -128,7 +129,7 @@ def test_generative_query_too_long(causal_writer):
 
 def test_generative_batch_of_three_returns_three_drafts(tiny_causal_dir):
     writer = build_writer(
-        WriterConfig(kind="generative", model=str(tiny_causal_dir), budget=160, max_new_tokens=5, batch_size=2)
+        WriterConfig(kind="generative", model=str(tiny_causal_dir), input_tokens=160, max_new_tokens=5, batch_size=2)
     )
     drafts = writer.write_batch(QUERIES, [_ranked(q) for q in QUERIES])
     assert len(drafts) == 3
@@ -164,7 +165,7 @@ def test_model_generation_config_adds_no_prompt_wide_ban(causal_writer, monkeypa
 
 
 def test_seq2seq_model_works_as_a_writer(tiny_seq2seq_dir):
-    writer = build_writer(WriterConfig(kind="generative", model=str(tiny_seq2seq_dir), budget=150, max_new_tokens=5))
+    writer = build_writer(WriterConfig(kind="generative", model=str(tiny_seq2seq_dir), input_tokens=150, max_new_tokens=5))
     assert writer.is_seq2seq
     ids, evidence = writer.prompt(QUERIES[0], _ranked(QUERIES[0]))
     assert len(ids) <= 150
@@ -182,7 +183,7 @@ def test_seq2seq_model_works_as_a_writer(tiny_seq2seq_dir):
 
 @pytest.fixture(scope="module")
 def chat_writer(tiny_bytes_dir):
-    return build_writer(WriterConfig(kind="generative", model=str(tiny_bytes_dir), budget=900, max_new_tokens=4))
+    return build_writer(WriterConfig(kind="generative", model=str(tiny_bytes_dir), input_tokens=900, max_new_tokens=4))
 
 
 def test_chat_template_prompt_fits_the_budget(chat_writer):

@@ -43,7 +43,7 @@ class PipelineConfig:
                 description=data.get("description", ""),
                 segmenter=SegmenterConfig(**data.get("segmenter", {})),
                 scorer=ScorerConfig(**data.get("scorer", {})),
-                writer=WriterConfig(**data.get("writer", {})),
+                writer=WriterConfig.from_dict(data.get("writer", {})),
             )
         except TypeError as err:
             raise QfsumError(f"invalid pipeline config: {err}") from None

@@ -36,7 +36,8 @@ class WriterConfig:
 
     kind: str = "extractive"  # a key of WRITER_FACTORIES: extractive | generative (any causal or seq2seq LM) | ...
     model: str | None = None  # generative: packaged name (smollm2), local directory or hub id
-    budget: int | None = None  # extractive: summary words (default 100); generative: input tokens (1024); segenc: document tokens (the model's max_input); led, bart: input tokens (the model's limit)
+    summary_words: int | None = None  # extractive: the summary's length in words (default 100)
+    input_tokens: int | None = None  # model writers: tokens the model reads; generative: the whole prompt (1024); segenc, locost: the document (the model's max_input; locost 65,536); led, bart: query + document (the model's limit)
     max_new_tokens: int = 200  # generative: length limit of the answer
     no_repeat_ngram_size: int = 3  # generative: small models loop without it (within the answer: copying the prompt stays allowed)
     repetition_penalty: float = 1.0  # generative: > 1 discourages repeating any earlier token
@@ -50,8 +51,24 @@ class WriterConfig:
             raise QfsumError(f"unknown writer '{self.kind}' (choose from {', '.join(WRITER_KINDS)})")
         if self.kind != "extractive" and not self.model:
             raise QfsumError(f"the {self.kind} writer needs a model (e.g. smollm2, a directory or a hub id)")
-        if self.budget is not None and self.budget < 1:
-            raise QfsumError(f"writer budget must be >= 1, got {self.budget}")
+        for name in ("summary_words", "input_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise QfsumError(f"writer {name} must be >= 1, got {value}")
+        if self.kind == "extractive" and self.input_tokens is not None:
+            raise QfsumError("the extractive writer's length is summary_words, not input_tokens")
+        if self.kind != "extractive" and self.summary_words is not None:
+            raise QfsumError(f"the {self.kind} writer's budget is input_tokens; summary_words is the extractive writer's")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "WriterConfig":
+        """A config from `pipeline.json`; the single `budget` of files written before 2026-11-25 is read
+        in the unit of the writer's kind (words for extractive, input tokens for the others)."""
+        data = dict(data)
+        if "budget" in data:
+            unit = "summary_words" if data.get("kind", "extractive") == "extractive" else "input_tokens"
+            data.setdefault(unit, data.pop("budget"))
+        return cls(**data)
 
 
 def build_writer(config: WriterConfig) -> Writer:

@@ -29,4 +29,4 @@ class ExtractiveWriter:
 
 def build_extractive_writer(config: "WriterConfig") -> ExtractiveWriter:
     """The registry's factory: `budget` is in summary words (default 100)."""
-    return ExtractiveWriter(config.budget or 100)
+    return ExtractiveWriter(config.summary_words or 100)

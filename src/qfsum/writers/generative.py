@@ -33,7 +33,7 @@ class GenerativeWriter:
         self.config = config
         self.model, self.tokenizer = load_generator(config.model, config.dtype)
         self.is_seq2seq = bool(self.model.config.is_encoder_decoder)
-        self.budget = config.budget or 1024
+        self.budget = config.input_tokens or 1024
         self.counter = TokenizerCounter(self.tokenizer)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

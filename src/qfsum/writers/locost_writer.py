@@ -1,7 +1,7 @@
 """The `locost` writer: a LOCOST model reads the query and the whole document (up to `budget` tokens).
 
 LOCOST's encoder has no position table and costs O(L log L), so the default input limit is far above
-what attention models read: 65,536 tokens (`WriterConfig.budget` changes it). Pipelines using it score
+what attention models read: 65,536 tokens (`WriterConfig.input_tokens` changes it). Pipelines using it score
 with `lead`: every segment reaches the writer, which joins them in document order.
 """
 
@@ -22,4 +22,4 @@ class LocostWriter(Seq2SeqWriter):
         import qfsum.models.locost  # noqa: F401  (registers LOCOST with the Auto classes)
 
         super().__init__(config)
-        self.inputs.max_length = config.budget or DEFAULT_MAX_INPUT
+        self.inputs.max_length = config.input_tokens or DEFAULT_MAX_INPUT

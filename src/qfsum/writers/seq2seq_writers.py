@@ -124,7 +124,7 @@ class Seq2SeqWriter:
 
     def __init__(self, config: WriterConfig) -> None:
         self.config = config
-        loaded = load_seq2seq(self.arch, config.model, config.dtype, max_input=config.budget)
+        loaded = load_seq2seq(self.arch, config.model, config.dtype, max_input=config.input_tokens)
         self.model = loaded.model.to(default_device()).eval()
         self.tokenizer, self.inputs = loaded.tokenizer, loaded.inputs
         self.settings = GenerationSettings(config.num_beams, config.max_new_tokens, config.no_repeat_ngram_size,
