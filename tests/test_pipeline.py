@@ -11,7 +11,7 @@ from conftest import MEETING_B, PLAIN_TEXT
 from qfsum import Pipeline, PipelineConfig, QfsumError
 from qfsum.assets import resolve
 from qfsum.writers import WriterConfig
-from qfsum.pipeline import load_config, packaged_pipelines
+from qfsum.pipeline import load_config, packaged_pipelines, summarize_each
 from qfsum.readers import document_from_text, qmsum_document
 from qfsum.retrieval import ScorerConfig
 from qfsum.segment import SegmenterConfig
@@ -273,3 +273,19 @@ def test_a_writer_refuses_the_other_kinds_unit():
         WriterConfig(kind="extractive", input_tokens=100)
     with pytest.raises(QfsumError, match="budget is input_tokens"):
         WriterConfig(kind="generative", model="smollm2", summary_words=100)
+
+
+def test_summarize_each_isolates_the_failing_item():
+    calls = []
+
+    def summarize_batch(items):
+        calls.append(len(items))
+        if any(query == "bad" for _, query in items):
+            raise TypeError("the tokenizer choked")
+        return [f"answer to {query}" for _, query in items]
+
+    results = summarize_each(summarize_batch, [("doc", "a"), ("doc", "bad"), ("doc", "b")])
+    assert results[0] == "answer to a" and results[2] == "answer to b"
+    assert isinstance(results[1], TypeError)
+    assert calls == [3, 1, 1, 1]  # the batch once, then each item alone
+    assert summarize_each(summarize_batch, [("doc", "a"), ("doc", "b")]) == ["answer to a", "answer to b"]

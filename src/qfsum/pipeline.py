@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -75,6 +75,29 @@ class Summary:
             "evidence": [e.to_dict() for e in self.evidence],
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }
+
+
+def summarize_each(
+    summarize_batch: Callable[[Sequence[tuple[Any, str]]], list[Summary]], items: Sequence[tuple[Any, str]]
+) -> list[Summary | Exception]:
+    """One result per (document, query) item: its summary, or the exception it raises alone.
+
+    The items go to `summarize_batch` as one batch; if that fails in any way, each goes alone, so one
+    bad item (a user error, or a bug it triggers) costs its batch-mates nothing. The HTTP server and
+    batch jobs both isolate failures through here.
+    """
+    try:
+        return list(summarize_batch(items))
+    except Exception as err:  # noqa: BLE001 -- every failure belongs to some item: find which below
+        if len(items) == 1:
+            return [err]
+    results: list[Summary | Exception] = []
+    for item in items:
+        try:
+            results.extend(summarize_batch([item]))
+        except Exception as err:  # noqa: BLE001 -- this item's own failure, returned, not raised
+            results.append(err)
+    return results
 
 
 def packaged_pipelines() -> list[str]:
@@ -153,6 +176,10 @@ class Pipeline:
             timing["total_ms"] = sum(timing.values())
             summaries.append(Summary(query, draft.text, draft.evidence, timing))
         return summaries
+
+    def summarize_each(self, items: Sequence[tuple[Document | str, str]]) -> list[Summary | Exception]:
+        """Like `summarize_batch`, but a failing item gets its exception in its place (see `summarize_each`)."""
+        return summarize_each(self.summarize_batch, items)
 
     def rank(self, document: Document, query: str) -> list[Evidence]:
         """Every segment of the document, most relevant first (for extractor evaluation)."""

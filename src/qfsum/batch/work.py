@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import QfsumError
+from ..pipeline import summarize_each
 from ..readers import jsonl_example
 
 MAX_ERROR_CHARS = 500  # an error line's message, cut to this length
@@ -51,23 +52,19 @@ def _factory(spec: str) -> Any:
 
 
 def summarize_block(pipeline: BatchPipeline, ids: Sequence[str], lines: Sequence[str]) -> list[str]:
-    """Output lines for one block of records, in order. The block goes to the pipeline as one batch;
-    if that fails in any way, each record goes alone, and a record that fails alone gets an error line."""
-    try:
-        examples = [_example(id, line) for id, line in zip(ids, lines, strict=True)]
-        summaries = pipeline.summarize_batch([(e.document, e.query) for e in examples])
-        return [_result_line(id, s) for id, s in zip(ids, summaries, strict=True)]
-    except Exception:  # noqa: BLE001 -- one bad record must not cost its block: find it below
-        return [_alone(pipeline, id, line) for id, line in zip(ids, lines, strict=True)]
-
-
-def _alone(pipeline: BatchPipeline, id: str, line: str) -> str:
-    try:
-        example = _example(id, line)
-        (summary,) = pipeline.summarize_batch([(example.document, example.query)])
-        return _result_line(id, summary)
-    except Exception as err:  # noqa: BLE001 -- whatever the cause, this record gets an error line
-        return error_line(id, err)
+    """Output lines for one block of records, in order; a record that cannot be read or summarized gets
+    an error line, and its block-mates are answered (`pipeline.summarize_each` isolates the failures)."""
+    lines_out: list[str | None] = [None] * len(ids)
+    readable = []  # (position, example)
+    for i, (id, line) in enumerate(zip(ids, lines, strict=True)):
+        try:
+            readable.append((i, _example(id, line)))
+        except Exception as err:  # noqa: BLE001 -- whatever the cause, this record gets an error line
+            lines_out[i] = error_line(id, err)
+    results = summarize_each(pipeline.summarize_batch, [(e.document, e.query) for _, e in readable])
+    for (i, _), result in zip(readable, results, strict=True):
+        lines_out[i] = error_line(ids[i], result) if isinstance(result, Exception) else _result_line(ids[i], result)
+    return [line for line in lines_out if line is not None]
 
 
 def _example(id: str, line: str) -> Any:
@@ -75,8 +72,11 @@ def _example(id: str, line: str) -> Any:
 
 
 def _result_line(id: str, summary: Any) -> str:
-    line = json.dumps({"id": id, **summary.to_dict()}, ensure_ascii=False)
-    line.encode("utf-8")  # a lone surrogate in a custom pipeline's output fails here, for this record only
+    try:
+        line = json.dumps({"id": id, **summary.to_dict()}, ensure_ascii=False)
+        line.encode("utf-8")  # a lone surrogate in a custom pipeline's output fails here, for this record only
+    except Exception as err:  # noqa: BLE001 -- a custom pipeline's odd summary: this record's error line
+        return error_line(id, err)
     return line
 
 

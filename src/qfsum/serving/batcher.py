@@ -30,7 +30,7 @@ from typing import Any
 
 from ..document import Document
 from ..errors import QfsumError
-from ..pipeline import Summary
+from ..pipeline import Summary, summarize_each
 from .metrics import Metrics
 
 Pair = tuple[Document, str]
@@ -334,31 +334,29 @@ class MicroBatcher:
                 await self._run(batch)
 
     async def _run(self, batch: list[_Item]) -> None:
-        """Run one batch; if it fails, run its pairs one by one so that only the culprit fails."""
+        """Run one batch; a pair that fails (alone, see `summarize_each`) fails only its own request."""
         new_chars = self._new_chars(batch)
         started = time.perf_counter()
         predicted = self.cost.queries_seconds(len(batch), self.max_batch_size) + self.cost.document_seconds(new_chars)
         self._running = (started, predicted, batch)
         assert self._thread is not None, "start() the batcher first"
         try:
-            summaries = await self._thread.run(self.run_batch, [i.pair for i in batch])
-        except Exception as err:
+            results = await self._thread.run(summarize_each, self.run_batch, [i.pair for i in batch])
+        finally:
             self._running = None
-            if len(batch) > 1:
-                for item in batch:
-                    if not item.future.done():
-                        await self._run([item])
-                return
-            if not isinstance(err, QfsumError):  # a bug or a fault: this request alone gets a 500
-                log.error("the pipeline failed on one query", exc_info=err)
-                err = PipelineFailed(f"{type(err).__name__}: {err}")
-            self._fail(batch, err)
-            return
-        self._running = None
-        self._learn(batch, time.perf_counter() - started, new_chars, summaries)
-        for item, summary in zip(batch, summaries, strict=True):
-            if not item.future.done():
-                item.future.set_result(Result(summary, len(batch), (started - item.enqueued) * 1e3))
+        failed = [r for r in results if isinstance(r, Exception)]
+        if not failed:  # a batch with failures ran its pairs one by one: its time says nothing of a batch
+            self._learn(batch, time.perf_counter() - started, new_chars, results)
+        for item, result in zip(batch, results, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(result, QfsumError):
+                item.future.set_exception(result)
+            elif isinstance(result, Exception):  # a bug or a fault: this request alone gets a 500
+                log.error("the pipeline failed on one query", exc_info=result)
+                item.future.set_exception(PipelineFailed(f"{type(result).__name__}: {result}"))
+            else:
+                item.future.set_result(Result(result, len(batch), (started - item.enqueued) * 1e3))
 
     def _learn(self, batch: list[_Item], seconds: float, new_chars: int, summaries: list[Summary]) -> None:
         """Measure the batch (not the first one: it pays cold caches) and remember its documents."""
