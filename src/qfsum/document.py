@@ -12,8 +12,9 @@ from .text import require_unicode
 class Segment:
     """A contiguous piece of a document, with its character offsets in the source text.
 
-    `document.text[start:end]` is the segment's source span. `text` is what scorers and writers
-    read: usually the same string, but readers may clean it (QMSum markup) or prefix a speaker.
+    `text == document.text[start:end]`, always: readers clean the source before they build the
+    document (QMSum markup removed, a speaker turn written "Speaker: text"), so what scorers and
+    writers read is exactly the span the answer's evidence points at.
     """
 
     index: int  # position in the document's segment list

@@ -1,4 +1,4 @@
-"""The writer protocol, its config, budget selection, and the registry."""
+"""The writer protocol, its config (`WriterConfig`), and the registry of writer kinds."""
 
 from __future__ import annotations
 

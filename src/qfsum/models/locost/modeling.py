@@ -1,6 +1,6 @@
 """LOCOST as Hugging Face classes: a gated-BiSSM encoder and a pre-norm transformer decoder.
 
-Encoder layer (post-norm, as the issue specifies):
+Encoder layer (post-norm, as in the LOCOST paper):
     x = norm(x + dropout(out(q(x) * BiSSM(v(x)))))       # no attention: O(L log L) time, O(L) memory
     x = norm(x + dropout(gated_gelu_ffn(x)))
 The mixing is independent per channel, so it runs over chunks of channels (projecting only that
