@@ -34,8 +34,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else _default_out("evaluate", args.pipeline, args)
     label = f"{Path(args.data).resolve()}:{args.split}"
     metrics = evaluate(pipeline, examples, out, label, progress=not args.no_progress)
-    print(f"{'pipeline':<24}" + "".join(f"{k:>10}" for k in ROUGE_KEYS) + f"{'n':>6}{'seconds':>10}")
-    print(f"{Path(str(args.pipeline)).name:<24}" + "".join(f"{metrics[k]:>10.2f}" for k in ROUGE_KEYS)
+    shown = {**{k: k for k in ROUGE_KEYS}, "numbers": "number_precision", "names": "name_precision",
+             "supported": "supported_sentences"}  # faithfulness against the evidence, 0..1
+    print(f"{'pipeline':<24}" + "".join(f"{k:>10}" for k in shown) + f"{'n':>6}{'seconds':>10}")
+    print(f"{Path(str(args.pipeline)).name:<24}"
+          + "".join(f"{metrics[k]:>10.2f}" if k in ROUGE_KEYS else f"{metrics[k]:>10.3f}" for k in shown.values())
           + f"{metrics['n']:>6}{metrics['seconds']:>10.1f}")
     print(f"wrote {out}/metrics.json and {out}/predictions.jsonl")
 

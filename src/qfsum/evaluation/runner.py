@@ -19,6 +19,7 @@ from ..document import Example
 from ..errors import QfsumError
 from ..pipeline import Pipeline
 from .extractor import aggregate, example_metrics, gold_ranking
+from .faithfulness import faithfulness, mean_defined
 from .rouge import ROUGE_KEYS, mean_scores, rouge
 
 RUN_FILE = "run.json"
@@ -96,6 +97,7 @@ def evaluate(
                     "evidence": [e.segment.index for e in summary.evidence],
                     "seconds": seconds,
                     **rouge(summary.text, example.references),
+                    **faithfulness(summary.text, [e.segment.text for e in summary.evidence], example.document.text),
                 }
                 done[example.id] = row
                 sink.write(json.dumps(row) + "\n")
@@ -104,6 +106,7 @@ def evaluate(
     rows = [done[e.id] for e in examples]
     metrics = {
         **mean_scores([{k: r[k] for k in ROUGE_KEYS} for r in rows]),
+        **mean_defined(rows),  # rows of runs from before the faithfulness metrics lack them: nan, n_* 0
         "n": len(rows),
         "seconds": sum(r["seconds"] for r in rows),
         "wall_seconds": time.perf_counter() - wall,
