@@ -31,7 +31,7 @@ def main() -> None:
 
     import qfsum.models.locost  # noqa: F401  (Auto registration)
     from qfsum.models.seq2seq_inputs import TruncatedInputs
-    from qfsum.training.gsg import GSG_QUERY, gsg_records, read_corpus
+    from qfsum.training.seq2seq.gsg import GSG_QUERY, gsg_records, read_corpus
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForSeq2SeqLM.from_pretrained(args.model).eval()

@@ -14,7 +14,8 @@ import argparse
 
 from qfsum.assets import load_generator
 from qfsum.writers.lookahead import DecodeStats, LookaheadConfig, lookahead_generate
-from qfsum.training.taskdata import build_task_examples, prompt_ids
+from qfsum.training.writer.taskdata import build_task_examples
+from qfsum.writers.prompt import fitted_prompt_ids as prompt_ids
 
 SETTINGS = {
     "default (max_draft 12, ngram 3, pool 8)": {},

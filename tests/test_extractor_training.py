@@ -21,9 +21,9 @@ from qfsum.retrieval.registry import encoder_type, scorer_config_for_model
 from qfsum.retrieval.cross import CrossEncoderScorer
 from qfsum.retrieval.dense import DenseScorer
 from qfsum.segment import Segmenter
-from qfsum.training.extractor import ExtractorTrainingConfig, _validation, train_extractor
-from qfsum.training.pairs import Labelled, PairConfig, dpr_triples, positives, regression_pairs
-from qfsum.training.validation import sample_examples
+from qfsum.training.common.trainer import sample_examples
+from qfsum.training.extractor.pairs import Labelled, PairConfig, dpr_triples, positives, regression_pairs
+from qfsum.training.extractor.train import ExtractorTrainingConfig, _validation, train_extractor
 
 from conftest import assert_one_error_line, cli, write_jsonl
 

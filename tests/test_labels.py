@@ -13,8 +13,8 @@ from qfsum import QfsumError
 from qfsum.document import Document, Example
 from qfsum.evaluation.rouge import rouge
 from qfsum.readers import read_examples
-from qfsum.retrieval import labels as labels_module
-from qfsum.retrieval.labels import (
+from qfsum.training.extractor import labels as labels_module
+from qfsum.training.extractor.labels import (
     RougeTokenizer,
     build_labels,
     labels_key,

@@ -10,7 +10,7 @@ from rouge_score import rouge_scorer
 from qfsum.document import Document
 from qfsum.errors import QfsumError
 from qfsum.readers import read_examples
-from qfsum.training.gsg import (
+from qfsum.training.seq2seq.gsg import (
     GSG_QUERY,
     document_sentences,
     gsg_records,

@@ -8,7 +8,7 @@ import pytest
 
 from qfsum.cli import build_parser
 from qfsum.errors import QfsumError
-from qfsum.training import locost
+from qfsum.training.seq2seq import locost
 
 MICRO = {"d_model": 32, "encoder_layers": 1, "decoder_layers": 1, "decoder_attention_heads": 2, "d_ff": 48,
          "state_size": 4, "dropout": 0.0, "max_decoder_positions": 64}

@@ -173,7 +173,8 @@ def test_generative_writer_with_lookahead_writes_the_same(tiny_causal_dir):
 @pytest.mark.slow
 def test_packaged_smollm2_lookahead_equals_greedy(qmsum_root):
     from qfsum.assets import load_generator
-    from qfsum.training.taskdata import build_task_examples, prompt_ids
+    from qfsum.training.writer.taskdata import build_task_examples
+    from qfsum.writers.prompt import fitted_prompt_ids as prompt_ids
 
     model, tokenizer = load_generator("smollm2", "float32")
     prompts = [prompt_ids(tokenizer, e.query, e.passage) for e in build_task_examples(qmsum_root, "val", "spans")]
@@ -190,7 +191,7 @@ def test_packaged_smollm2_lookahead_equals_greedy(qmsum_root):
 
 def test_decode_bench_on_a_tiny_model(tiny_bytes_dir, tmp_path):
     from qfsum.bench.decode import DecodeBenchConfig, format_table, run_decode_bench, write_result
-    from qfsum.training.taskdata import TaskExample, write_task_file
+    from qfsum.training.writer.taskdata import TaskExample, write_task_file
 
     data = write_task_file(tmp_path / "task.jsonl", [
         TaskExample(f"e{i}", f"What is {i}?", f"{i} is a number. " * (i + 1), "") for i in range(3)])

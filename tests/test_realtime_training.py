@@ -13,16 +13,16 @@ import pytest
 import torch
 
 from qfsum.errors import QfsumError
-from qfsum.training.taskdata import (
+from qfsum.training.writer.taskdata import (
     IGNORE,
     TaskExample,
     build_task_examples,
     encode,
     is_task_file,
-    prompt_ids,
     read_task_file,
     write_task_file,
 )
+from qfsum.writers.prompt import fitted_prompt_ids
 
 TRAIN = [
     TaskExample(f"t{i}", f"What about item {i}?", f"Item {i} costs {i} euros. It is red.", f"Item {i} costs {i} euros.")
@@ -44,7 +44,7 @@ def tokenizer(tiny_bytes_dir):
 
 
 def _config(base, data, val, out, **overrides):
-    from qfsum.training.sft import TrainConfig
+    from qfsum.training.writer.sft import TrainConfig
 
     fields = dict(base=str(base), data=str(data), out=str(out), split=None, val_data=str(val), val_split="val",
                   max_prompt=512, max_target=32, batch_size=2, max_steps=4, eval_steps=2, save_steps=2, log_steps=1,
@@ -86,7 +86,7 @@ def test_task_file_round_trip(tmp_path):
 
 def test_prompt_is_cut_to_fit_and_keeps_the_query(tokenizer):
     passage = "word " * 400
-    ids = prompt_ids(tokenizer, "Which word?", passage, max_tokens=300)
+    ids = fitted_prompt_ids(tokenizer, "Which word?", passage, max_tokens=300)
     assert 290 <= len(ids) <= 300
     assert "Which word?" in tokenizer.decode(ids)
 
@@ -97,7 +97,7 @@ def test_prompt_is_cut_to_fit_and_keeps_the_query(tokenizer):
 def test_encode_masks_everything_but_the_answer(tokenizer):
     example = TRAIN[1]
     row = encode(tokenizer, example, max_prompt=512, max_target=32)
-    prompt = prompt_ids(tokenizer, example.query, example.passage, 512)
+    prompt = fitted_prompt_ids(tokenizer, example.query, example.passage, 512)
     assert row["input_ids"][: len(prompt)] == prompt
     assert row["labels"][: len(prompt)] == [IGNORE] * len(prompt)
     answer = row["labels"][len(prompt):]
@@ -108,7 +108,7 @@ def test_encode_masks_everything_but_the_answer(tokenizer):
 def test_sft_loss_is_the_cross_entropy_of_answer_tokens_only(tiny_bytes_dir, tokenizer):
     from transformers import AutoModelForCausalLM
 
-    from qfsum.training.sft import sft_loss
+    from qfsum.training.writer.sft import sft_loss
 
     model = AutoModelForCausalLM.from_pretrained(tiny_bytes_dir)
     rows = [encode(tokenizer, e, 512, 32) for e in TRAIN[:2]]
@@ -130,7 +130,7 @@ def test_sft_lora_run_saves_a_small_adapter_that_loads_on_its_base(tiny_bytes_di
     from transformers import AutoModelForCausalLM
 
     from qfsum.assets import load_generator_uncached
-    from qfsum.training.sft import train_sft
+    from qfsum.training.writer.sft import train_sft
 
     train, val = task_files
     out = tmp_path / "sft"
@@ -159,7 +159,7 @@ def test_sft_lora_run_saves_a_small_adapter_that_loads_on_its_base(tiny_bytes_di
 
 
 def test_interrupted_sft_resumes_from_its_checkpoint(tiny_bytes_dir, task_files, tmp_path, monkeypatch):
-    import qfsum.training.sft as sft
+    import qfsum.training.writer.sft as sft
 
     train, val = task_files
     out = tmp_path / "resume"
@@ -186,7 +186,7 @@ def test_interrupted_sft_resumes_from_its_checkpoint(tiny_bytes_dir, task_files,
 
 
 def test_dpo_loss_on_hand_made_log_probabilities():
-    from qfsum.training.dpo import dpo_loss
+    from qfsum.training.writer.dpo import dpo_loss
 
     chosen, rejected = torch.tensor([-10.0, -5.0]), torch.tensor([-12.0, -4.0])
     ref_chosen, ref_rejected = torch.tensor([-11.0, -5.0]), torch.tensor([-11.0, -5.0])
@@ -203,7 +203,7 @@ def test_dpo_loss_on_hand_made_log_probabilities():
 def test_answer_logprobs_sum_the_answer_tokens(tiny_bytes_dir):
     from transformers import AutoModelForCausalLM
 
-    from qfsum.training.dpo import answer_logprobs
+    from qfsum.training.writer.dpo import answer_logprobs
 
     model = AutoModelForCausalLM.from_pretrained(tiny_bytes_dir).eval()
     prompts, answers = [[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14]]
@@ -216,8 +216,8 @@ def test_answer_logprobs_sum_the_answer_tokens(tiny_bytes_dir):
 
 
 def test_dpo_run_builds_pairs_and_trains(tiny_bytes_dir, task_files, tmp_path, monkeypatch):
-    from qfsum.training import dpo
-    from qfsum.training.dpo import DPOOptions, load_reward, train_dpo
+    from qfsum.training.writer import dpo
+    from qfsum.training.writer.dpo import DPOOptions, load_reward, train_dpo
 
     train, val = task_files
     out = tmp_path / "dpo"
@@ -229,7 +229,7 @@ def test_dpo_run_builds_pairs_and_trains(tiny_bytes_dir, task_files, tmp_path, m
     assert pairs and run["data"]["pairs"] == len(pairs)
     assert all(p["reward_chosen"] > p["reward_rejected"] and len(p["reference"]) == 2 for p in pairs)
     assert run["status"] == "done" and (out / "adapter_model.safetensors").exists()
-    assert load_reward("qfsum.training.dpo:rouge_reward") is load_reward("rouge")
+    assert load_reward("qfsum.training.writer.dpo:rouge_reward") is load_reward("rouge")
     with pytest.raises(QfsumError, match="unknown reward"):
         load_reward("nope")
 
@@ -240,7 +240,7 @@ def test_dpo_run_builds_pairs_and_trains(tiny_bytes_dir, task_files, tmp_path, m
 def test_kl_loss_is_zero_against_itself_and_matches_the_definition(tiny_bytes_dir, tokenizer):
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-    from qfsum.training.distill import kl_loss
+    from qfsum.training.writer.distill import kl_loss
 
     student = AutoModelForCausalLM.from_pretrained(tiny_bytes_dir)
     torch.manual_seed(1)
@@ -260,7 +260,7 @@ def test_kl_loss_is_zero_against_itself_and_matches_the_definition(tiny_bytes_di
 
 
 def test_token_level_distillation_run(tiny_bytes_dir, task_files, tmp_path):
-    from qfsum.training.distill import DistillOptions, train_distill
+    from qfsum.training.writer.distill import DistillOptions, train_distill
 
     train, val = task_files
     out = tmp_path / "distill"
@@ -272,7 +272,7 @@ def test_token_level_distillation_run(tiny_bytes_dir, task_files, tmp_path):
 
 
 def test_token_level_distillation_refuses_other_tokenizers(tiny_bytes_dir, tiny_causal_dir, task_files, tmp_path):
-    from qfsum.training.distill import DistillOptions, train_distill
+    from qfsum.training.writer.distill import DistillOptions, train_distill
 
     train, val = task_files
     options = DistillOptions(teacher=str(tiny_causal_dir), mode="token")
@@ -309,7 +309,7 @@ def test_export_writes_a_half_precision_adapter_that_loads_like_the_original(cap
     from safetensors.torch import load_file
 
     from qfsum.assets import load_generator_uncached
-    from qfsum.training.sft import train_sft
+    from qfsum.training.writer.sft import train_sft
 
     train, val = task_files
     run_dir, shipped = tmp_path / "sft", tmp_path / "shipped"

@@ -15,7 +15,7 @@ import torch
 from qfsum import QfsumError
 from qfsum.assets import load_cross_encoder, load_generator_uncached, load_sentence_encoder
 from qfsum.writers.seq2seq_writers import load_seq2seq
-from qfsum.training.sft import TrainConfig, load_state, load_trainable
+from qfsum.training.writer.sft import TrainConfig, load_state, load_trainable
 
 REFUSED = re.escape("no safetensors weights (pickle .bin files are not loaded)")
 

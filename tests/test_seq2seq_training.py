@@ -12,7 +12,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from qfsum import Pipeline, QfsumError
 from qfsum.readers import read_examples
-from qfsum.training.seq2seq import (
+from qfsum.training.seq2seq.train import (
     Seq2SeqCollator,
     Seq2SeqTrainingConfig,
     encode_examples,

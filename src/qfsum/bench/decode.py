@@ -27,7 +27,7 @@ class DecodeBenchConfig:
 
     data: str  # QMSum folder, JSONL data set or task file
     split: str | None = "val"
-    source: str = "spans"  # passages: spans | document | pipeline:NAME (see training.taskdata)
+    source: str = "spans"  # passages: spans | document | pipeline:NAME (see training.writer.taskdata)
     model: str = "smollm2"  # packaged name, directory, hub id or LoRA adapter directory
     limit: int = 100  # prompts
     max_new_tokens: int = 120
@@ -71,12 +71,13 @@ def run_decode_bench(config: DecodeBenchConfig, progress: bool = True,
     """Run the benchmark; returns the rows of its table and the settings. `on_row` sees each row as soon
     as it is measured (a long run shows its figures as it goes)."""
     from ..assets import load_generator
-    from ..training.taskdata import build_task_examples, prompt_ids
+    from ..training.writer.taskdata import build_task_examples
+    from ..writers.prompt import fitted_prompt_ids
 
     model, tokenizer = load_generator(config.model, config.dtype)
     examples = build_task_examples(config.data, config.split, config.source, tokenizer,
                                    budget=config.prompt_tokens, limit=config.limit, progress=progress)
-    prompts = [prompt_ids(tokenizer, e.query, e.passage, config.prompt_tokens) for e in examples]
+    prompts = [fitted_prompt_ids(tokenizer, e.query, e.passage, config.prompt_tokens) for e in examples]
     eos = {int(tokenizer.eos_token_id)}
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     n = config.max_new_tokens

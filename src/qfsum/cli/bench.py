@@ -7,8 +7,7 @@ from typing import Any
 
 def register(sub: Any) -> None:
     """Add `bench WHICH` to the top-level subparsers (each body imports its heavy libraries when it runs)."""
-    from ..bench import batch, locost_scaling, segenc_scaling, serve
-    from ..training import realtime_cli
+    from ..bench import batch, decode_command, locost_scaling, segenc_scaling, serve, task
 
     bench = sub.add_parser("bench", help="benchmarks that print figures (not tests)").add_subparsers(
         dest="which", required=True)
@@ -21,8 +20,8 @@ def register(sub: Any) -> None:
     p = bench.add_parser("serve", help="HTTP load on loopback: micro-batched vs naive server, 1/8/64 clients")
     serve.add_arguments(p)
     p.set_defaults(func=serve.bench_serve)
-    realtime_cli.add_decode_bench_arguments(bench.add_parser("decode", help="lookahead vs greedy decoding: speedup, identical outputs, batched throughput"))
-    realtime_cli.add_task_bench_arguments(bench.add_parser("task", help="ROUGE of a writer model on (query, passage) task examples"))
+    decode_command.add_arguments(bench.add_parser("decode", help="lookahead vs greedy decoding: speedup, identical outputs, batched throughput"))
+    task.add_arguments(bench.add_parser("task", help="ROUGE of a writer model on (query, passage) task examples"))
     p = bench.add_parser("batch", help="batch-job throughput: one process vs local Ray, on QMSum requests")
     batch.add_bench_arguments(p)
     p.set_defaults(func=batch.bench_batch)

@@ -13,8 +13,8 @@ from .evaluate import segmenter_config
 
 
 def _training_config(args: argparse.Namespace):
-    from ..training.extractor import ExtractorTrainingConfig
-    from ..training.pairs import PairConfig
+    from ..training.extractor.pairs import PairConfig
+    from ..training.extractor.train import ExtractorTrainingConfig
 
     data = Path(args.data).resolve()
     val_data = Path(args.val_data).resolve() if args.val_data else None
@@ -69,7 +69,8 @@ def cmd_train_extractor(args: argparse.Namespace) -> None:
 
     import datasets
 
-    from ..training.extractor import train_extractor
+    from ..training.common.runs import took
+    from ..training.extractor.train import train_extractor
 
     config = _training_config(args)
     datasets.disable_progress_bars()
@@ -80,9 +81,7 @@ def cmd_train_extractor(args: argparse.Namespace) -> None:
         raise
     if run.get("reported"):
         print(f"{config.out}: this run is already trained; showing its results (remove the folder to retrain)")
-    seconds = run["seconds"]
-    took = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
-    print(f"{config.kind}: {run['step']} steps on {run['data']['rows']} training rows in {took}")
+    print(f"{config.kind}: {run['step']} steps on {run['data']['rows']} training rows in {took(run['seconds'])}")
     best = run.get("best")
     if best:
         shown = "  ".join(f"{k} {best[k]:.2f}" for k in ("top1_rouge1", "span_recall") if k in best)
@@ -126,20 +125,20 @@ def register(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train_extractor)
     # Further `qfsum train WHAT` commands register here (`train.add_parser(...)`).
-    from ..training import seq2seq_cli
+    from ..training.seq2seq import cli as seq2seq_cli
 
     p = train.add_parser("seq2seq", help="fine-tune an end-to-end writer: SegEnc, LED or a truncating seq2seq model")
     seq2seq_cli.add_arguments(p)
     p.set_defaults(func=seq2seq_cli.train)
-    from ..training import locost as locost_training  # light at import: torch loads when the command runs
+    from ..training.seq2seq import locost as locost_training  # light at import: torch loads when the command runs
 
     p = train.add_parser("locost", help="LOCOST: gap-sentence pre-training on any text, or query-focused fine-tuning")
     locost_training.add_arguments(p)
     p.set_defaults(func=locost_training.train)
-    from ..training import realtime_cli  # light at import: torch loads when the command runs
+    from ..training.writer import cli as writer_cli  # light at import: torch loads when the command runs
 
-    realtime_cli.add_sft_arguments(train.add_parser("sft", help="fine-tune the real-time writer (LoRA or full), answer-only loss"))
-    realtime_cli.add_distill_arguments(train.add_parser("distill", help="distil a teacher model or pipeline into the real-time writer"))
-    realtime_cli.add_dpo_arguments(train.add_parser("dpo", help="DPO on sampled answers ranked by a reward (ROUGE by default)"))
-    realtime_cli.add_export_arguments(train.add_parser("export", help="copy a trained adapter or extractor in half precision, ready to ship"))
+    writer_cli.add_sft_arguments(train.add_parser("sft", help="fine-tune the real-time writer (LoRA or full), answer-only loss"))
+    writer_cli.add_distill_arguments(train.add_parser("distill", help="distil a teacher model or pipeline into the real-time writer"))
+    writer_cli.add_dpo_arguments(train.add_parser("dpo", help="DPO on sampled answers ranked by a reward (ROUGE by default)"))
+    writer_cli.add_export_arguments(train.add_parser("export", help="copy a trained adapter or extractor in half precision, ready to ship"))
 

@@ -16,14 +16,8 @@ from ..assets import load_generator
 from ..errors import QfsumError
 from ..budget import TokenizerCounter, select_under_budget
 from .base import WriterConfig
+from .prompt import prompt_ids
 from ..document import Draft, Evidence
-
-SYSTEM_PROMPT = (
-    "You answer questions about a long document using only the excerpts you are given. "
-    "Be concise and faithful: no facts that are not in the excerpts."
-)
-USER_TEMPLATE = "Excerpts from the document:\n{evidence}\n\nQuestion: {query}\nAnswer in a few sentences."
-SEQ2SEQ_TEMPLATE = "question: {query} context: {evidence}"
 
 
 class GenerativeWriter:
@@ -43,15 +37,7 @@ class GenerativeWriter:
 
     # -- prompt ---------------------------------------------------------------------------
     def _prompt_ids(self, evidence: str, query: str) -> list[int]:
-        if self.is_seq2seq:
-            text = SEQ2SEQ_TEMPLATE.format(query=query, evidence=evidence)
-            return self.tokenizer(text)["input_ids"]
-        user = USER_TEMPLATE.format(query=query, evidence=evidence)
-        if getattr(self.tokenizer, "chat_template", None):
-            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
-            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-            return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-        return self.tokenizer(f"{SYSTEM_PROMPT}\n\n{user}\nAnswer:")["input_ids"]
+        return prompt_ids(self.tokenizer, query, evidence, seq2seq=self.is_seq2seq)  # the one prompt training uses too
 
     def prompt(self, query: str, ranked: Sequence[Evidence]) -> tuple[list[int], list[Evidence]]:
         """The prompt token ids for a query and the evidence (document order) that fits the budget."""

@@ -13,7 +13,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from ..errors import QfsumError
+from ...errors import QfsumError
+from ...io import atomic_write_text
 
 RUN_FILE = "qfsum_training.json"
 
@@ -30,10 +31,8 @@ def read_run(out: Path) -> dict[str, Any] | None:
 
 
 def write_run(out: Path, run: dict[str, Any]) -> None:
-    """Write the run record atomically (a kill never leaves half a file)."""
-    staging = out / f".{RUN_FILE}.tmp"
-    staging.write_text(json.dumps(run, indent=2) + "\n")
-    staging.replace(out / RUN_FILE)
+    """Write the run record whole or not at all (a kill never leaves half a file)."""
+    atomic_write_text(out / RUN_FILE, json.dumps(run, indent=2))
 
 
 def previous_run(out: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
@@ -46,6 +45,16 @@ def previous_run(out: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
     if previous is None and out.is_dir() and any(out.iterdir()):
         raise QfsumError(f"{out}: is not empty and holds no qfsum training run; pick another --out")
     return previous
+
+
+def new_session(out: Path, previous: dict[str, Any] | None, identity: dict[str, Any],
+                command: str | None) -> dict[str, Any]:
+    """The record of a session of a Trainer run: the previous one resumed, or a new one; `out` is made."""
+    out.mkdir(parents=True, exist_ok=True)
+    run = previous or {"config": identity, "command": command, "status": "training", "history": [], "best": None}
+    run["sessions"] = run.get("sessions", 0) + 1
+    run["seconds_before"] = run.get("seconds", 0.0)  # time of the steps an interrupted session kept
+    return run
 
 
 def last_checkpoint(folder: Path) -> Path | None:

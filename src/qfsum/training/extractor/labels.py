@@ -28,10 +28,10 @@ from rouge_score import tokenize as rouge_tokenize
 from rouge_score.tokenizers import DefaultTokenizer
 from tqdm.auto import tqdm
 
-from ..assets import cache_dir
-from ..document import Document, Example
-from ..errors import QfsumError
-from ..segment import Segmenter, SegmenterConfig
+from ...assets import cache_dir
+from ...document import Document, Example
+from ...errors import QfsumError
+from ...segment import Segmenter, SegmenterConfig
 
 LABEL_METRICS = ("rouge1", "rouge2", "rougeL")
 LABELS_VERSION = 1  # bump when the label definition changes: old cache files are then ignored

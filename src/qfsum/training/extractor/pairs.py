@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..document import Example, Segment
-from ..errors import QfsumError
-from ..retrieval.lexical import BM25Scorer
+from ...document import Example, Segment
+from ...errors import QfsumError
+from ...retrieval.lexical import BM25Scorer
 
 HARD_NEGATIVES = ("bm25", "label", "random")
 

@@ -1,6 +1,6 @@
 """Training relevance extractors: RelReg (cross-encoder), RelRegTT (two towers) and DPR.
 
-All three learn from ROUGE relevance labels (`qfsum.retrieval.labels`) with the sentence-transformers
+All three learn from ROUGE relevance labels (`labels`) with the sentence-transformers
 trainers (Hugging Face `Trainer` underneath: checkpoints, resuming, mixed precision):
 
 - relreg: a `CrossEncoder` reads `query [SEP] segment` and regresses the label (MSE).
@@ -17,10 +17,9 @@ checkpoint (rerunning the same command resumes from it) and `best/` the best mod
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,30 +37,50 @@ from sentence_transformers import (
 from sentence_transformers.base.modules.normalize import Normalize
 from sentence_transformers.base.sampler import BatchSamplers
 from sentence_transformers.cross_encoder.losses import MSELoss
-from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss, MultipleNegativesRankingLoss
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from sentence_transformers.sentence_transformer.losses import (
+    CosineSimilarityLoss,
+    MultipleNegativesRankingLoss,
+)
 
-from ..assets import cache_dir, default_device, load_tokenizer, require_safetensors, resolve, resolve_dtype
-from ..budget import TokenizerCounter, WordCounter
-from ..document import Example, Segment
-from ..errors import QfsumError
-from ..readers import read_examples
-from ..retrieval.labels import LABEL_METRICS, check_metrics, load_or_build_labels
-from ..segment import Segmenter, SegmenterConfig
-from .callbacks import LossProgress, RunBookkeeping
-from .runs import last_checkpoint, machine, previous_run, write_run
-from .card import write_model_card
+from ...assets import (
+    cache_dir,
+    default_device,
+    load_tokenizer,
+    require_safetensors,
+    resolve,
+    resolve_dtype,
+)
+from ...budget import TokenizerCounter, WordCounter
+from ...document import Example, Segment
+from ...errors import QfsumError
+from ...readers import read_examples
+from ...segment import Segmenter, SegmenterConfig
+from ..common.card import write_model_card
+from ..common.config import RunConfig
+from ..common.runs import last_checkpoint, machine, new_session, previous_run, write_run
+from ..common.trainer import (
+    BEST,
+    CHECKPOINTS,
+    LossProgress,
+    RunBookkeeping,
+    drop_default_progress,
+    keep_best,
+    sample_examples,
+    trainer_arguments,
+)
+from .labels import LABEL_METRICS, check_metrics, load_or_build_labels
 from .pairs import Labelled, PairConfig, dpr_triples, positives, regression_pairs
-from .validation import ExtractorEvaluator, sample_examples
+from .validation import PRIMARY_METRIC, REPORTED, ExtractorEvaluator
 
 KINDS = ("relreg", "relregtt", "dpr")
 PROMPTS = {"query": "query: ", "passage": "passage: "}  # the towers' markers, saved with the model
-CHECKPOINTS, BEST = "checkpoints", "best"
 
 
 @dataclass
-class ExtractorTrainingConfig:
+class ExtractorTrainingConfig(RunConfig):
     """One training run of an extractor; every field but `out` and `label_workers` identifies the run."""
+
+    NOT_IDENTITY = ("out", "label_workers")  # how many processes label does not change the labels
 
     kind: str  # relreg | relregtt | dpr
     data: str  # QMSum root, folder of meetings, meeting file or JSONL file
@@ -93,23 +112,15 @@ class ExtractorTrainingConfig:
         if self.kind not in KINDS:
             raise QfsumError(f"unknown extractor kind '{self.kind}' (choose from {', '.join(KINDS)})")
         self.label_metrics = check_metrics(self.label_metrics)
-        for name in ("batch_size", "log_steps", "eval_steps", "save_steps", "val_budget"):
-            if getattr(self, name) < 1:
-                raise QfsumError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
-        if self.epochs <= 0 or (self.max_steps is not None and self.max_steps < 1):
-            raise QfsumError("epochs must be > 0 and max steps >= 1")
+        self.require_counts("batch_size", "log_steps", "eval_steps", "save_steps", "val_budget")
+        self.require_length()
         if self.lr <= 0:
             raise QfsumError(f"learning rate must be > 0, got {self.lr}")
-        if self.dtype not in ("auto", "float32"):
-            raise QfsumError(f"training dtype must be auto or float32, got '{self.dtype}'")
+        self.require_dtype()
 
     def identity(self) -> dict[str, Any]:
-        """What must match for a rerun to resume this run."""
-        data = asdict(self)
-        data.pop("out")
-        data.pop("label_workers")  # how many processes label does not change the labels
-        data["label_metrics"] = list(self.label_metrics)
-        return data
+        """What must match for a rerun to resume this run (the metrics as the JSON record holds them)."""
+        return {**super().identity(), "label_metrics": list(self.label_metrics)}
 
 
 # -- data -------------------------------------------------------------------------------------------
@@ -148,11 +159,6 @@ def training_columns(items: Sequence[Labelled], config: ExtractorTrainingConfig)
 
 
 # -- models and losses ------------------------------------------------------------------------------
-
-
-def _precision(dtype: str) -> dict[str, bool]:
-    chosen = resolve_dtype(dtype)
-    return {"bf16": chosen == torch.bfloat16, "fp16": chosen == torch.float16}
 
 
 def build_model(config: ExtractorTrainingConfig) -> CrossEncoder | SentenceTransformer:
@@ -213,27 +219,7 @@ def _validation(config: ExtractorTrainingConfig, progress: bool) -> ExtractorEva
 
 
 def _arguments(config: ExtractorTrainingConfig, out: Path, validate: bool) -> Any:
-    common: dict[str, Any] = dict(
-        output_dir=str(out / CHECKPOINTS),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=config.lr,
-        warmup_steps=config.warmup,  # a float below 1 is a fraction of the steps
-        logging_steps=config.log_steps,
-        eval_strategy="steps" if validate else "no",
-        eval_steps=config.eval_steps,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=1,
-        seed=config.seed,
-        data_seed=config.seed,
-        report_to="none",
-        disable_tqdm=True,  # LossProgress replaces the Trainer's bar
-        use_cpu=default_device() == "cpu",
-        dataloader_num_workers=0,
-        **_precision(config.dtype),
-    )
+    common = trainer_arguments(config, out, validate, resolve_dtype(config.dtype))
     if config.kind == "relreg":
         return CrossEncoderTrainingArguments(**common)
     # DPR: a query with several positives must not meet itself in a batch (a false in-batch negative).
@@ -243,14 +229,8 @@ def _arguments(config: ExtractorTrainingConfig, out: Path, validate: bool) -> An
 
 def _trainer(config: ExtractorTrainingConfig, model: Any, dataset: Any, evaluator: Any, args: Any, callbacks: list) -> Any:
     cls = CrossEncoderTrainer if config.kind == "relreg" else SentenceTransformerTrainer
-    trainer = cls(model=model, args=args, train_dataset=dataset, loss=build_loss(model, config.kind),
-                  evaluator=evaluator, callbacks=callbacks)
-    # The Trainer's own bar or, with disable_tqdm, raw log dicts: ours replace them. Removed by exact
-    # type, since remove_callback(cls) would also take our ProgressCallback subclass.
-    for callback in list(trainer.callback_handler.callbacks):
-        if type(callback) in (PrinterCallback, ProgressCallback):
-            trainer.remove_callback(callback)
-    return trainer
+    return drop_default_progress(cls(model=model, args=args, train_dataset=dataset, loss=build_loss(model, config.kind),
+                                     evaluator=evaluator, callbacks=callbacks))
 
 
 def train_extractor(
@@ -273,10 +253,7 @@ def train_extractor(
         raise QfsumError("no training examples with a reference summary")
     items = labelled_examples(examples, config, progress)
     columns = training_columns(items, config)
-    out.mkdir(parents=True, exist_ok=True)
-    run = previous or {"config": config.identity(), "command": command, "status": "training", "history": [], "best": None}
-    run["sessions"] = run.get("sessions", 0) + 1
-    run["seconds_before"] = run.get("seconds", 0.0)  # time of the steps an interrupted session kept
+    run = new_session(out, previous, config.identity(), command)
     run["data"] = {
         "examples": len(examples),
         "documents": len({id(e.document) for e in examples}),
@@ -291,11 +268,11 @@ def train_extractor(
     transformers.set_seed(config.seed)  # the fresh head of the cross-encoder: same run, same start
     model = build_model(config)
     started = time.perf_counter()
-    bookkeeping = RunBookkeeping(run, out / BEST, lambda: write_run(out, run),
+    bookkeeping = RunBookkeeping(run, out / BEST, _save, REPORTED, PRIMARY_METRIC, lambda: write_run(out, run),
                                  lambda: run["seconds_before"] + time.perf_counter() - started)
     trainer = _trainer(config, model, datasets.Dataset.from_dict(columns), evaluator,
                        _arguments(config, out, evaluator is not None),
-                       [bookkeeping, *([LossProgress()] if progress else []), *callbacks])
+                       [bookkeeping, *([LossProgress(REPORTED)] if progress else []), *callbacks])
     checkpoint = last_checkpoint(out / CHECKPOINTS)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if evaluator is not None and not any(h["step"] == trainer.state.global_step for h in run["history"]):
@@ -305,16 +282,7 @@ def train_extractor(
 
 def _finish(out: Path, run: dict[str, Any], trainer: Any, config: ExtractorTrainingConfig, started: float) -> dict[str, Any]:
     """Put the best (or, without validation, the last) model at the top of `out`; write the card."""
-    if (out / BEST).is_dir():
-        for path in (out / BEST).iterdir():
-            target = out / path.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            shutil.move(str(path), target)
-        (out / BEST).rmdir()
-    else:
-        trainer.model.save(str(out), create_model_card=False)
-    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    keep_best(out, lambda: _save(trainer.model, out))
     run["status"] = "done"
     run["step"] = trainer.state.global_step
     run["seconds"] = run["seconds_before"] + time.perf_counter() - started
@@ -322,5 +290,10 @@ def _finish(out: Path, run: dict[str, Any], trainer: Any, config: ExtractorTrain
         {"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h
     ]
     write_run(out, run)
-    write_model_card(out, run)
+    write_model_card(out, run, "extractor")
     return run
+
+
+def _save(model: Any, folder: Path) -> None:
+    """A sentence-transformers model folder (our card is written at the end, not theirs)."""
+    model.save(str(folder), create_model_card=False)

@@ -5,47 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from sentence_transformers.base.evaluation import BaseEvaluator
 from tqdm.auto import tqdm
 
-from ..budget import TokenCounter
-from ..document import Example, Segment
-from ..evaluation.extractor import aggregate, example_metrics
-from ..document import Evidence
-from ..retrieval import rank
-from ..segment import Segmenter, SegmenterConfig
+from ...budget import TokenCounter
+from ...document import Evidence, Example, Segment
+from ...evaluation.extractor import aggregate, example_metrics
+from ...retrieval import rank
+from ...segment import Segmenter, SegmenterConfig
 
 PRIMARY_METRIC = "top1_rouge1"  # the best checkpoint is the one with the highest top-1 ROUGE-1
 REPORTED = ("top1_rouge1", "top1_rouge2", "top5_rouge1", "topall_rouge1", "span_precision", "span_recall")
-
-
-def sample_examples(examples: Sequence[Example], limit: int | None, seed: int = 0) -> list[Example]:
-    """About `limit` examples taken as whole documents (all their queries), documents drawn at random.
-
-    Whole documents keep validation of a bi-encoder cheap: each document is encoded once.
-    The result keeps the input order. None or 0 = every example.
-    """
-    if not limit or limit >= len(examples):
-        return list(examples)
-    documents: dict[int, list[int]] = {}
-    for i, example in enumerate(examples):
-        documents.setdefault(id(example.document), []).append(i)
-    groups = list(documents.values())
-    chosen: list[int] = []
-    for k in np.random.default_rng(seed).permutation(len(groups)):
-        chosen.extend(groups[k])
-        if len(chosen) >= limit:
-            break
-    return [examples[i] for i in sorted(chosen[:limit])]
 
 
 def scorer_for(model: Any, batch_size: int = 32, dtype: str = "auto") -> Any:
     """A qfsum scorer around an in-memory sentence-transformers model (cross- or bi-encoder)."""
     from sentence_transformers import CrossEncoder
 
-    from ..retrieval.cross import CrossEncoderScorer
-    from ..retrieval.dense import DenseScorer
+    from ...retrieval.cross import CrossEncoderScorer
+    from ...retrieval.dense import DenseScorer
 
     if isinstance(model, CrossEncoder):
         return CrossEncoderScorer(batch_size=batch_size, dtype=dtype, encoder=model)

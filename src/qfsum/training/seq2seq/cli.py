@@ -1,4 +1,4 @@
-"""`qfsum train seq2seq`: the command-line face of `qfsum.training.seq2seq` (imported lazily).
+"""`qfsum train seq2seq`: the command-line face of the seq2seq trainer (`train`, imported lazily).
 
 `add_trainer_arguments` and `trainer_fields` are the options every command built on the seq2seq
 trainer shares (data, schedule, validation); a command adds its own model options around them.
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import QfsumError
+from ...errors import QfsumError
 
 
 def add_trainer_arguments(
@@ -84,8 +84,8 @@ def run_training(config: Any, args: argparse.Namespace, model: Any = None, label
     """
     import shlex
 
-    from .runs import took
-    from .seq2seq import train_seq2seq
+    from ..common.runs import took
+    from .train import train_seq2seq
 
     try:
         run = train_seq2seq(config, model=model, progress=not args.no_progress, command="qfsum " + shlex.join(args.argv))
@@ -108,7 +108,7 @@ def run_training(config: Any, args: argparse.Namespace, model: Any = None, label
 
 def train(args: argparse.Namespace) -> None:
     """`qfsum train seq2seq`."""
-    from .seq2seq import Seq2SeqTrainingConfig
+    from .train import Seq2SeqTrainingConfig
 
     config = Seq2SeqTrainingConfig(
         arch=args.arch, base=args.base, init=args.init, segment_length=args.segment_length, overlap=not args.disjoint,

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..document import Document
-from ..errors import QfsumError
-from ..text import split_sentences
+from ...document import Document
+from ...errors import QfsumError
+from ...text import split_sentences
 
 GSG_QUERY = "Write the sentences missing from the document."
 
@@ -124,7 +124,13 @@ def document_text(document: Document) -> str:
 def read_corpus(path: str | Path, split: str | None = None) -> list[Document]:
     """Documents of a corpus: a folder of .txt files, a .txt file, a JSONL file (`document` or
     `segments` per line; no query needed), or QMSum (a root with `split`, a folder of meetings, a meeting)."""
-    from ..readers import _jsonl_records, document_from_text, jsonl_document, read_examples, read_text_file
+    from ...readers import (
+        _jsonl_records,
+        document_from_text,
+        jsonl_document,
+        read_examples,
+        read_text_file,
+    )
 
     path = Path(path)
     if path.is_dir() and not any(p.is_dir() for p in path.iterdir()) and not any(path.glob("*.json")):

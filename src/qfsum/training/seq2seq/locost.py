@@ -1,10 +1,10 @@
 """`qfsum train locost`: pre-train LOCOST with gap-sentence generation, or fine-tune it to summarize.
 
-Both objectives run the generic seq2seq trainer (`qfsum.training.seq2seq`: validation by generation and
+Both objectives run the generic seq2seq trainer (`train`: validation by generation and
 ROUGE, best checkpoint, resume, progress, model card) with architecture `locost`:
 
 - `--objective gsg`: `--data` is any text corpus (a folder of .txt, a .txt, a JSONL of documents, or
-  QMSum); its GSG examples (`qfsum.training.gsg`) are written once to `OUT-gsg/{train,val}.jsonl` (beside
+  QMSum); its GSG examples (`gsg`) are written once to `OUT-gsg/{train,val}.jsonl` (beside
   the output folder, which the trainer keeps for its own files) and reused on resume. Validation uses
   the QMSum `val` split, or else every 20th document held out.
 - `--objective summarize`: `--data` is query-focused data (QMSum or JSONL), as `qfsum train seq2seq`.
@@ -23,8 +23,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..assets import require_safetensors
-from ..errors import QfsumError
+from ...assets import require_safetensors
+from ...errors import QfsumError
 
 TOKENIZER = "smollm2"
 END, PAD = "<|im_end|>", "<|endoftext|>"
@@ -42,7 +42,7 @@ def locost_tokenizer(name: str = TOKENIZER) -> Any:
     """A copy of a packaged tokenizer set up for seq2seq: pad token, end token appended to every text."""
     from tokenizers.processors import TemplateProcessing
 
-    from ..assets import load_tokenizer
+    from ...assets import load_tokenizer
 
     tokenizer = copy.deepcopy(load_tokenizer(name))  # the loader's instance is cached and shared
     end = tokenizer.convert_tokens_to_ids(END)
@@ -55,7 +55,7 @@ def locost_tokenizer(name: str = TOKENIZER) -> Any:
 
 def model_config(spec: str, tokenizer: Any) -> Any:
     """A LocostConfig from a preset name or a JSON file, its token ids set from the tokenizer."""
-    from ..models.locost import LocostConfig
+    from ...models.locost import LocostConfig
 
     if spec in PRESETS:
         fields = dict(PRESETS[spec])
@@ -79,9 +79,9 @@ def load_locost(config: Any) -> Any:
     """The `locost` architecture of the seq2seq trainer: a saved model (`init`) or a new one (`base` = preset/JSON)."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from ..models.seq2seq_inputs import TruncatedInputs
-    from ..writers.seq2seq_writers import Seq2SeqModel
-    from ..models.locost import LocostForConditionalGeneration
+    from ...models.locost import LocostForConditionalGeneration
+    from ...models.seq2seq_inputs import TruncatedInputs
+    from ...writers.seq2seq_writers import Seq2SeqModel
 
     if config.init:
         if not (Path(config.init) / "config.json").is_file():
@@ -99,9 +99,9 @@ def load_locost(config: Any) -> Any:
 
 def _register() -> None:
     """Add `locost` to the seq2seq trainer's architectures (its documented extension point)."""
-    from .seq2seq import ARCHS
+    from .train import ARCHS
 
-    ARCHS.setdefault("locost", "qfsum.training.locost:load_locost")
+    ARCHS.setdefault("locost", "qfsum.training.seq2seq.locost:load_locost")
 
 
 # -- GSG data -----------------------------------------------------------------------------------------
@@ -141,7 +141,7 @@ def gsg_data(data: str, split: str | None, out: Path, alpha: float, piece_words:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `qfsum train locost`: its own, then the seq2seq trainer's with defaults for a new model."""
-    from .seq2seq_cli import add_trainer_arguments
+    from .cli import add_trainer_arguments
 
     p.add_argument("--objective", required=True, choices=("gsg", "summarize"),
                    help="gsg: gap-sentence pre-training on a text corpus; summarize: query-focused fine-tuning")
@@ -158,8 +158,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def training_config(args: argparse.Namespace) -> Any:
     """The seq2seq trainer's config for `qfsum train locost` options (writes the GSG data first)."""
     _register()
-    from .seq2seq import Seq2SeqTrainingConfig
-    from .seq2seq_cli import trainer_fields
+    from .cli import trainer_fields
+    from .train import Seq2SeqTrainingConfig
 
     if args.init is None and args.config not in PRESETS and not Path(args.config).is_file():
         raise QfsumError(f"--config: '{args.config}' is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
@@ -179,7 +179,7 @@ def training_config(args: argparse.Namespace) -> Any:
 
 def train(args: argparse.Namespace) -> None:
     """Run `qfsum train locost` and print where the model went, its loss and validation ROUGE."""
-    from .seq2seq_cli import run_training
+    from .cli import run_training
 
     config = training_config(args)
     run_training(config, args, model=load_locost(config), label=f"locost ({args.objective})")

@@ -32,48 +32,55 @@ from __future__ import annotations
 
 import importlib
 import json
-import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import transformers
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from ..assets import default_device, resolve, resolve_dtype
-from ..document import Example
-from ..errors import QfsumError
-from ..evaluation.rouge import mean_scores, rouge
-from ..models.seq2seq_inputs import InputBuilder, pad
-from ..writers.seq2seq_writers import (
+from ...assets import default_device, resolve, resolve_dtype
+from ...document import Example
+from ...errors import QfsumError
+from ...evaluation.rouge import mean_scores, rouge
+from ...models.seq2seq_inputs import InputBuilder, pad
+from ...readers import read_examples
+from ...segment import Segmenter
+from ...writers.seq2seq_writers import (
     GenerationSettings,
     Seq2SeqModel,
     generate_texts,
     load_seq2seq,
 )
-from ..readers import read_examples
-from ..segment import Segmenter
-from .callbacks import LossProgress, RunBookkeeping, validation_metrics
-from .runs import last_checkpoint, machine, previous_run, write_run
-from .validation import sample_examples
+from ..common.card import write_model_card
+from ..common.config import RunConfig
+from ..common.runs import last_checkpoint, machine, new_session, previous_run, write_run
+from ..common.trainer import (
+    BEST,
+    CHECKPOINTS,
+    LossProgress,
+    RunBookkeeping,
+    drop_default_progress,
+    keep_best,
+    sample_examples,
+    trainer_arguments,
+)
 
 # architecture -> "module:loader"; the loader takes a Seq2SeqTrainingConfig and returns a Seq2SeqModel.
 ARCHS: dict[str, str] = {
-    "segenc": "qfsum.training.seq2seq:load_builtin",
-    "led": "qfsum.training.seq2seq:load_builtin",
-    "plain": "qfsum.training.seq2seq:load_builtin",
+    "segenc": "qfsum.training.seq2seq.train:load_builtin",
+    "led": "qfsum.training.seq2seq.train:load_builtin",
+    "plain": "qfsum.training.seq2seq.train:load_builtin",
 }
 PRIMARY_METRIC = "rouge_mean"
 REPORTED = ("rouge1", "rouge2", "rougeL", "rougeLsum", PRIMARY_METRIC)
-CHECKPOINTS, BEST = "checkpoints", "best"
 
 
 @dataclass
-class Seq2SeqTrainingConfig:
+class Seq2SeqTrainingConfig(RunConfig):
     """One training run; every field but `out` identifies the run (a rerun must match to resume)."""
 
     arch: str  # a key of ARCHS: segenc | led | plain
@@ -109,24 +116,14 @@ class Seq2SeqTrainingConfig:
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise QfsumError(f"unknown architecture '{self.arch}' (choose from {', '.join(ARCHS)})")
-        for name in ("max_input", "max_target", "batch_size", "grad_accum", "log_steps", "eval_steps",
-                     "save_steps", "num_beams", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise QfsumError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+        self.require_counts("max_input", "max_target", "batch_size", "grad_accum", "log_steps", "eval_steps",
+                            "save_steps", "num_beams", "max_new_tokens")
         if self.segment_length < 8:
             raise QfsumError(f"segment length must be >= 8, got {self.segment_length}")
-        if self.epochs <= 0 or (self.max_steps is not None and self.max_steps < 1):
-            raise QfsumError("epochs must be > 0 and max steps >= 1")
+        self.require_length()
         if self.lr <= 0 or not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup < 1:
             raise QfsumError("need lr > 0, label smoothing in [0, 1) and warmup in [0, 1)")
-        if self.dtype not in ("auto", "float32"):
-            raise QfsumError(f"training dtype must be auto or float32, got '{self.dtype}'")
-
-    def identity(self) -> dict[str, Any]:
-        """What must match for a rerun to resume this run."""
-        data = asdict(self)
-        data.pop("out")
-        return data
+        self.require_dtype()
 
 
 def load_builtin(config: Seq2SeqTrainingConfig) -> Seq2SeqModel:
@@ -238,64 +235,18 @@ class _ValidatingTrainer(Trainer):
         return metrics
 
 
-class _Bookkeeping(RunBookkeeping):
-    """The extractor trainer's bookkeeping (run record at each checkpoint), keeping the best model
-    by ROUGE as a Hugging Face folder with its tokenizer."""
-
-    def __init__(self, run: dict[str, Any], best_dir: Path, tokenizer: Any, write: Callable[[], None],
-                 seconds: Callable[[], float]) -> None:
-        super().__init__(run, best_dir, write, seconds)
-        self.tokenizer = tokenizer
-
-    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
-        values = validation_metrics(metrics, REPORTED)
-        if not values:
-            return
-        history = [h for h in self.run["history"] if h["step"] != state.global_step]  # a resumed run redoes steps
-        self.run["history"] = history + [{"step": state.global_step, "epoch": state.epoch, **values}]
-        best = self.run.get("best")
-        if best is None or values[PRIMARY_METRIC] > best[PRIMARY_METRIC]:
-            staging = self.best_dir.with_name(f".{self.best_dir.name}.tmp")
-            shutil.rmtree(staging, ignore_errors=True)
-            model.save_pretrained(staging)
-            self.tokenizer.save_pretrained(staging)
-            shutil.rmtree(self.best_dir, ignore_errors=True)
-            staging.rename(self.best_dir)  # never half a best model on disk
-            self.run["best"] = {"step": state.global_step, **values}
-        self.write()
-
-
 # -- training ----------------------------------------------------------------------------------------
 
 
 def _arguments(config: Seq2SeqTrainingConfig, out: Path, validate: bool) -> TrainingArguments:
     precision = resolve_dtype(config.dtype) if default_device() == "cuda" else torch.float32  # CPU: fp32
     return TrainingArguments(
-        output_dir=str(out / CHECKPOINTS),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        per_device_train_batch_size=config.batch_size,
+        **trainer_arguments(config, out, validate, precision),
         gradient_accumulation_steps=config.grad_accum,
         activation_checkpointing=config.grad_checkpointing,
-        learning_rate=config.lr,
-        warmup_steps=config.warmup,  # a float below 1 is a fraction of the steps
         weight_decay=config.weight_decay,
         label_smoothing_factor=config.label_smoothing,
-        logging_steps=config.log_steps,
-        eval_strategy="steps" if validate else "no",
-        eval_steps=config.eval_steps,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=1,
-        seed=config.seed,
-        data_seed=config.seed,
-        report_to="none",
-        disable_tqdm=True,  # LossProgress replaces the Trainer's bar
-        use_cpu=default_device() == "cpu",
-        dataloader_num_workers=0,
         remove_unused_columns=False,  # the collator builds the model's inputs
-        bf16=precision == torch.bfloat16,
-        fp16=precision == torch.float16,
     )
 
 
@@ -332,10 +283,7 @@ def train_seq2seq(
     transformers.set_seed(config.seed)
     loaded = model or load_model(config)
     features = encode_examples(examples, loaded.inputs, loaded.tokenizer, config.max_target, progress)
-    out.mkdir(parents=True, exist_ok=True)
-    run = previous or {"config": config.identity(), "command": command, "status": "training", "history": [], "best": None}
-    run["sessions"] = run.get("sessions", 0) + 1
-    run["seconds_before"] = run.get("seconds", 0.0)
+    run = new_session(out, previous, config.identity(), command)
     run["writer"] = loaded.writer
     run["data"] = {
         "examples": len(examples),
@@ -350,8 +298,12 @@ def train_seq2seq(
     def seconds() -> float:  # training time of every session of this run
         return run["seconds_before"] + time.perf_counter() - started
 
-    bookkeeping = _Bookkeeping(run, out / BEST, loaded.tokenizer, lambda: write_run(out, run), seconds)
-    trainer = _ValidatingTrainer(
+    def save(model: Any, folder: Path) -> None:  # a Hugging Face folder, with its tokenizer
+        model.save_pretrained(folder)
+        loaded.tokenizer.save_pretrained(folder)
+
+    bookkeeping = RunBookkeeping(run, out / BEST, save, REPORTED, PRIMARY_METRIC, lambda: write_run(out, run), seconds)
+    trainer = drop_default_progress(_ValidatingTrainer(
         model=loaded.model,
         args=_arguments(config, out, validator is not None),
         train_dataset=features,
@@ -360,30 +312,19 @@ def train_seq2seq(
         callbacks=[bookkeeping, *([LossProgress(REPORTED)] if progress else []), *callbacks],
         validator=validator,
         loaded=loaded,
-    )
-    for callback in list(trainer.callback_handler.callbacks):  # ours replace the Trainer's bar and printer
-        if type(callback) in (PrinterCallback, ProgressCallback):
-            trainer.remove_callback(callback)
+    ))
     checkpoint = last_checkpoint(out / CHECKPOINTS)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if validator is not None and not any(h["step"] == trainer.state.global_step for h in run["history"]):
         trainer.evaluate()  # the end of training is always validated (and may be the best)
-    return _finish(out, run, trainer, loaded, seconds())
+    return _finish(out, run, trainer, lambda: save(trainer.model, out), seconds())
 
 
-def _finish(out: Path, run: dict[str, Any], trainer: Trainer, loaded: Seq2SeqModel, seconds: float) -> dict[str, Any]:
+def _finish(out: Path, run: dict[str, Any], trainer: Trainer, save_last: Callable[[], None],
+            seconds: float) -> dict[str, Any]:
     """Put the best (or, without validation, the last) model at the top of `out`; write the
     pipeline, the run record and the model card."""
-    from .seq2seq_card import write_model_card
-
-    if (out / BEST).is_dir():
-        for path in (out / BEST).iterdir():
-            shutil.move(str(path), out / path.name)
-        (out / BEST).rmdir()
-    else:
-        trainer.model.save_pretrained(out)
-        loaded.tokenizer.save_pretrained(out)
-    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    keep_best(out, save_last)
     pipeline = {
         "name": out.name,
         "description": f"{run['writer']} writer trained by qfsum train seq2seq (reads the whole document)",
@@ -398,5 +339,5 @@ def _finish(out: Path, run: dict[str, Any], trainer: Trainer, loaded: Seq2SeqMod
     run["seconds"] = seconds
     run["train_loss"] = [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
     write_run(out, run)
-    write_model_card(out, run)
+    write_model_card(out, run, "seq2seq")
     return run

@@ -1,5 +1,5 @@
-"""`qfsum train sft|distill|dpo` and `qfsum bench decode`: the command-line face of the real-time
-writer (light at import; torch and the trainers load when a command runs)."""
+"""`qfsum train sft|distill|dpo|export`: the command-line face of the causal writer's training (light
+at import; torch and the trainers load when a command runs)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import QfsumError
+from ...errors import QfsumError
 
 
 def _common(p: argparse.ArgumentParser, base_flag: str, base_help: str, base_default: str | None, lr: float) -> None:
@@ -44,11 +44,13 @@ def _common(p: argparse.ArgumentParser, base_flag: str, base_help: str, base_def
 
 
 def add_sft_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `qfsum train sft`."""
     _common(p, "--base", "starting model: smollm2, a directory, hub id or LoRA adapter (default smollm2)", "smollm2", 2e-4)
     p.set_defaults(func=sft)
 
 
 def add_distill_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `qfsum train distill`."""
     _common(p, "--student", "student model (default smollm2)", "smollm2", 2e-4)
     p.add_argument("--teacher", required=True, help="teacher: a causal LM (name, directory, hub id) or a pipeline")
     p.add_argument("--mode", default="sequence", choices=("sequence", "token", "both"),
@@ -60,6 +62,7 @@ def add_distill_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_dpo_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `qfsum train dpo`."""
     _common(p, "--model", "the model to improve, e.g. an SFT output directory", None, 5e-5)
     p.add_argument("--beta", type=float, default=0.1, help="DPO temperature (default %(default)s)")
     p.add_argument("--samples", type=int, default=4, help="candidates sampled per prompt (default %(default)s)")
@@ -92,7 +95,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _report(run: dict[str, Any], out: str) -> None:
-    from .runs import took
+    from ..common.runs import took
 
     if run.get("reported"):
         print(f"{out}: this run is already trained; showing its results (remove the folder to retrain)")
@@ -137,111 +140,17 @@ def dpo(args: argparse.Namespace) -> None:
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `qfsum train export`."""
     p.add_argument("--model", required=True, help="a trained model folder: a LoRA adapter (train sft, distill, dpo) or an extractor (train extractor)")
     p.add_argument("--out", required=True, help="folder to write, e.g. src/qfsum/weights/NAME to ship it")
-    from .export import DTYPES  # light: torch loads when the command runs
+    from ..export import DTYPES  # light: torch loads when the command runs
 
     p.add_argument("--dtype", default="float16", choices=DTYPES, help="precision of the copied weights (default %(default)s)")
     p.set_defaults(func=export)
 
 
 def export(args: argparse.Namespace) -> None:
-    from .export import export_model
+    from ..export import export_model
 
     weights = export_model(args.model, args.out, args.dtype)
     print(f"wrote {args.out}/ ({weights.stat().st_size / 2**20:.1f} MB of {args.dtype} weights)")
-
-
-# -- qfsum bench decode ---------------------------------------------------------------------------------
-
-
-def add_decode_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="QMSum folder, .jsonl data set, or task file")
-    p.add_argument("--split", default="val", help="split of a QMSum folder (default val)")
-    p.add_argument("--source", default="spans", help="passages: spans, pipeline:NAME or document (default spans)")
-    p.add_argument("--model", default="smollm2", help="model: packaged name, directory, hub id or LoRA adapter")
-    p.add_argument("--limit", type=int, default=100, help="prompts (default %(default)s)")
-    p.add_argument("--max-new-tokens", type=int, default=120, help="answer length limit (default %(default)s)")
-    p.add_argument("--max-draft", type=int, default=12, help="draft tokens verified per step (default %(default)s)")
-    p.add_argument("--ngram", type=int, default=3, help="longest prompt-lookup match (default %(default)s)")
-    p.add_argument("--batch-sizes", default="1,4,16,64", help="batched throughput at these sizes (default %(default)s)")
-    p.add_argument("--dtype", default="auto", help="auto (bf16 where native), float32, bfloat16")
-    p.add_argument("--out", default=None, help="folder for decode.json (default runs/bench-decode)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=bench_decode)
-
-
-def bench_decode(args: argparse.Namespace) -> None:
-    from ..bench.decode import DecodeBenchConfig, format_table, run_decode_bench, write_result
-    from ..writers.lookahead import LookaheadConfig
-
-    try:
-        sizes = tuple(int(s) for s in args.batch_sizes.split(",") if s.strip())
-    except ValueError:
-        raise QfsumError(f"--batch-sizes must be numbers separated by commas, got '{args.batch_sizes}'") from None
-    if args.limit < 1 or args.max_new_tokens < 1 or any(s < 1 for s in sizes):
-        raise QfsumError("--limit, --max-new-tokens and batch sizes must be >= 1")
-    config = DecodeBenchConfig(data=args.data, split=args.split, source=args.source, model=args.model, limit=args.limit,
-                               max_new_tokens=args.max_new_tokens, batch_sizes=sizes, dtype=args.dtype,
-                               lookahead=LookaheadConfig(max_draft=args.max_draft, ngram=args.ngram))
-    def show(row: dict) -> None:
-        print(f"{row['method']} x{row['batch']}: {row['seconds']:.1f} s, {row['tokens']} tokens, "
-              f"{row['identical']} answers identical to greedy x1", flush=True)
-
-    result = run_decode_bench(config, progress=not args.no_progress, on_row=show)
-    print(format_table(result))
-    print(f"wrote {write_result(result, args.out or 'runs/bench-decode')}")
-
-
-# -- qfsum bench task -----------------------------------------------------------------------------------
-
-
-def add_task_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="smollm2", help="model: packaged name, directory, hub id or LoRA adapter")
-    p.add_argument("--data", required=True, help="QMSum folder, .jsonl data set, or task file")
-    p.add_argument("--split", default="val", help="split of a QMSum folder (default val)")
-    p.add_argument("--source", default="spans", help="passages: spans (short task), pipeline:default (long task), document")
-    p.add_argument("--passage-tokens", type=int, default=768, help="budget of pipeline: and document passages")
-    p.add_argument("--limit", type=int, default=None, help="the first N examples")
-    p.add_argument("--max-prompt", type=int, default=1024, help="prompt tokens (default %(default)s)")
-    p.add_argument("--max-new-tokens", type=int, default=120, help="answer length limit (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=8, help="prompts decoded together (default %(default)s)")
-    p.add_argument("--no-repeat-ngram", type=int, default=3,
-                   help="no n-gram twice within an answer, as the generative writer (0: off; default %(default)s)")
-    p.add_argument("--dtype", default="auto", help="auto (bf16 where native), float32, bfloat16")
-    p.add_argument("--out", default=None, help="folder for metrics.json and predictions.jsonl (default runs/task-...)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=bench_task)
-
-
-def bench_task(args: argparse.Namespace) -> None:
-    """ROUGE of a model's greedy answers on task examples (the short- or long-passage task)."""
-    import json
-    import time
-
-    from ..assets import load_generator
-    from ..evaluation.rouge import ROUGE_KEYS
-    from .sft import generate_answers, rouge_of
-    from .taskdata import build_task_examples
-
-    if (args.limit is not None and args.limit < 1) or args.batch_size < 1 or args.no_repeat_ngram < 0:
-        raise QfsumError("--limit and --batch-size must be >= 1, --no-repeat-ngram >= 0")
-    model, tokenizer = load_generator(args.model, args.dtype)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    examples = build_task_examples(args.data, args.split, args.source, tokenizer, args.passage_tokens, args.limit,
-                                   progress=not args.no_progress)
-    examples = [e for e in examples if e.target]
-    started = time.perf_counter()
-    answers = generate_answers(model, tokenizer, examples, args.max_prompt, args.max_new_tokens, args.batch_size,
-                               progress=not args.no_progress, no_repeat_ngram_size=args.no_repeat_ngram)
-    metrics = {**rouge_of(answers, examples), "n": len(examples), "seconds": time.perf_counter() - started}
-    out = Path(args.out or f"runs/task-{Path(args.model).name}-{args.source.replace(':', '-')}-{args.split}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps({**metrics, "model": args.model, "source": args.source}, indent=2) + "\n")
-    (out / "predictions.jsonl").write_text("".join(
-        json.dumps({"id": e.id, "query": e.query, "prediction": a, "reference": e.target}) + "\n"
-        for e, a in zip(examples, answers)))
-    print("".join(f"{k:>10}" for k in ROUGE_KEYS) + f"{'n':>6}{'seconds':>10}")
-    print("".join(f"{metrics[k]:>10.2f}" for k in ROUGE_KEYS) + f"{metrics['n']:>6}{metrics['seconds']:>10.1f}")
-    print(f"wrote {out}/metrics.json and {out}/predictions.jsonl")

@@ -23,9 +23,25 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..errors import QfsumError
-from .sft import Job, TrainConfig, generate_answers, load_trainable, resume_point, run_training, sft_loss, task_splits
-from .taskdata import IGNORE, TaskExample, collate, encode, read_task_file, write_task_file
+from ...errors import QfsumError
+from .sft import (
+    Job,
+    TrainConfig,
+    generate_answers,
+    load_trainable,
+    resume_point,
+    run_training,
+    sft_loss,
+    task_splits,
+)
+from .taskdata import (
+    IGNORE,
+    TaskExample,
+    collate,
+    encode,
+    read_task_file,
+    write_task_file,
+)
 
 TEACHER_FILE = "teacher.jsonl"
 MODES = ("sequence", "token", "both")
@@ -75,7 +91,7 @@ def token_loss(student: Any, teacher: Any, batch: list[dict[str, list[int]]], pa
 
 
 def _is_pipeline(name: str) -> bool:
-    from ..pipeline import CONFIG_FILE, packaged_pipelines
+    from ...pipeline import CONFIG_FILE, packaged_pipelines
 
     return name in packaged_pipelines() or (Path(name) / CONFIG_FILE).is_file()
 
@@ -84,12 +100,12 @@ def teacher_answers(teacher: str, examples: Sequence[TaskExample], max_prompt: i
                     progress: bool = True) -> list[str]:
     """The teacher's answer to each (query, passage): a pipeline reads the passage as the document."""
     if _is_pipeline(teacher):
-        from ..pipeline import Pipeline
+        from ...pipeline import Pipeline
 
         pipeline = Pipeline.load(teacher)
         return [pipeline.summarize(e.passage, e.query).text
                 for e in tqdm(examples, desc="teacher", unit="ex", disable=not progress)]
-    from ..assets import load_generator
+    from ...assets import load_generator
 
     model, tokenizer = load_generator(teacher)
     if tokenizer.pad_token_id is None:
@@ -138,7 +154,7 @@ def train_distill(config: TrainConfig, options: DistillOptions, progress: bool =
     else:
         if _is_pipeline(options.teacher):
             raise QfsumError("token-level distillation needs a model as teacher, not a pipeline")
-        from ..assets import load_generator, load_tokenizer
+        from ...assets import load_generator, load_tokenizer
 
         if not same_tokenizer(load_tokenizer(options.teacher), tokenizer):
             raise QfsumError("token-level distillation needs teacher and student to share a tokenizer; use --mode sequence")

@@ -23,10 +23,19 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..errors import QfsumError
-from ..evaluation.rouge import rouge
-from .sft import Job, TrainConfig, load_trainable, resume_point, run_training, task_splits
-from .taskdata import IGNORE, TaskExample, prompt_ids
+from ...errors import QfsumError
+from ...evaluation.rouge import rouge
+from ...io import atomic_write_lines
+from ...writers.prompt import fitted_prompt_ids
+from .sft import (
+    Job,
+    TrainConfig,
+    load_trainable,
+    resume_point,
+    run_training,
+    task_splits,
+)
+from .taskdata import IGNORE, TaskExample
 
 PAIRS_FILE = "pairs.jsonl"
 Reward = Callable[[str, TaskExample], float]
@@ -123,7 +132,7 @@ def build_pairs(model: Any, tokenizer: Any, examples: Sequence[TaskExample], opt
     pairs = []
     model.eval()
     for example in tqdm(examples, desc="sample pairs", unit="prompt", disable=not progress):
-        prompt = prompt_ids(tokenizer, example.query, example.passage, max_prompt)
+        prompt = fitted_prompt_ids(tokenizer, example.query, example.passage, max_prompt)
         candidates = sample_candidates(model, tokenizer, prompt, options)
         scored = sorted(((reward(tokenizer.decode(c, skip_special_tokens=True), example), c) for c in candidates),
                         key=lambda x: x[0])
@@ -144,9 +153,7 @@ def _load_or_build_pairs(out: Path, build: Callable[[], list[dict[str, Any]]]) -
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     pairs = build()
     out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".{PAIRS_FILE}.tmp"
-    staging.write_text("".join(json.dumps(p) + "\n" for p in pairs))
-    staging.replace(path)
+    atomic_write_lines(path, (json.dumps(p) for p in pairs))
     return pairs
 
 

@@ -19,17 +19,21 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import QfsumError
-from ..evaluation.rouge import ROUGE_KEYS, mean_scores, rouge
-from .runs import machine, previous_run, read_run, write_run
-from .taskdata import TaskExample, build_task_examples, collate, encode, prompt_ids
+from ...errors import QfsumError
+from ...evaluation.rouge import ROUGE_KEYS, mean_scores, rouge
+from ...io import staged_folder
+from ...writers.prompt import fitted_prompt_ids
+from ..common.card import write_model_card
+from ..common.config import RunConfig
+from ..common.runs import machine, previous_run, read_run, write_run
+from .taskdata import TaskExample, build_task_examples, collate, encode
 
 CHECKPOINT, BEST, MODEL, STATE = "checkpoint", "best", "model", "state.pt"
 PRIMARY_METRIC = "rougeLsum"  # picks the best checkpoint (QMSum's "R-L")
@@ -37,7 +41,7 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     """One training run of the real-time writer; every field but `out` identifies the run."""
 
     base: str  # packaged name, directory or hub id of the starting model (or a LoRA adapter directory)
@@ -70,24 +74,15 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "log_steps", "eval_steps", "save_steps", "max_prompt", "max_target", "lora_r",
-                     "lora_alpha", "passage_tokens", "val_max_new_tokens", "val_batch_size"):
-            if getattr(self, name) < 1:
-                raise QfsumError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+        self.require_counts("batch_size", "log_steps", "eval_steps", "save_steps", "max_prompt", "max_target", "lora_r",
+                            "lora_alpha", "passage_tokens", "val_max_new_tokens", "val_batch_size")
         if self.val_limit is not None and self.val_limit < 1:
             raise QfsumError(f"val limit must be >= 1 (or None for all), got {self.val_limit}")
         if not (self.epochs > 0 and self.lr > 0) or (self.max_steps is not None and self.max_steps < 1):
             raise QfsumError("epochs and the learning rate must be > 0, max steps >= 1")
         if not 0 <= self.warmup < 1:  # a fraction of the steps; `not` also refuses nan
             raise QfsumError(f"warmup must be in [0, 1), got {self.warmup}")
-        if self.dtype not in ("auto", "float32"):
-            raise QfsumError(f"training dtype must be auto or float32, got '{self.dtype}'")
-
-    def identity(self) -> dict[str, Any]:
-        """What must match for a rerun to resume this run."""
-        data = asdict(self)
-        data.pop("out")
-        return data
+        self.require_dtype()
 
 
 # -- models -------------------------------------------------------------------------------------------
@@ -98,7 +93,7 @@ def load_trainable(config: TrainConfig, resume_from: Path | None = None) -> tupl
     from `resume_from` (a checkpoint's model folder) when given."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    from ..assets import load_generator_uncached, require_safetensors
+    from ...assets import load_generator_uncached, require_safetensors
 
     model, tokenizer = load_generator_uncached(config.base, "float32")
     if tokenizer.pad_token_id is None:
@@ -125,17 +120,14 @@ def _has_module(model: Any, suffix: str) -> bool:
 def save_model(model: Any, tokenizer: Any, directory: Path, base: str) -> None:
     """Save the weights (the adapter alone for LoRA) and the tokenizer; an adapter names `base` as
     its base model, so it loads wherever that name resolves (a packaged name is portable)."""
-    staging = directory.with_name(f".{directory.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(str(staging))
-    tokenizer.save_pretrained(str(staging))
-    adapter_config = staging / "adapter_config.json"
-    if adapter_config.exists():
-        data = json.loads(adapter_config.read_text())
-        data["base_model_name_or_path"] = base
-        adapter_config.write_text(json.dumps(data, indent=2) + "\n")
-    shutil.rmtree(directory, ignore_errors=True)
-    staging.rename(directory)
+    with staged_folder(directory) as staging:
+        model.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        adapter_config = staging / "adapter_config.json"
+        if adapter_config.exists():
+            data = json.loads(adapter_config.read_text())
+            data["base_model_name_or_path"] = base
+            adapter_config.write_text(json.dumps(data, indent=2) + "\n")
 
 
 # -- validation ---------------------------------------------------------------------------------------
@@ -145,7 +137,7 @@ def generate_answers(model: Any, tokenizer: Any, examples: Sequence[TaskExample]
                      max_new_tokens: int, batch_size: int = 8, progress: bool = False,
                      no_repeat_ngram_size: int = 3) -> list[str]:
     """Greedy answers (lookahead decoding, several prompts at a time), with the writer's n-gram ban within the answer."""
-    from ..writers.lookahead import lookahead_generate, writer_processors
+    from ...writers.lookahead import lookahead_generate, writer_processors
 
     def processors(prompt_length: int) -> list:
         return writer_processors(no_repeat_ngram_size, prompt_length=prompt_length)
@@ -155,7 +147,7 @@ def generate_answers(model: Any, tokenizer: Any, examples: Sequence[TaskExample]
     answers = []
     for i in tqdm(range(0, len(examples), batch_size), desc="validate", unit="batch", disable=not progress, leave=False):
         chunk = examples[i : i + batch_size]
-        prompts = [prompt_ids(tokenizer, e.query, e.passage, max_prompt) for e in chunk]
+        prompts = [fitted_prompt_ids(tokenizer, e.query, e.passage, max_prompt) for e in chunk]
         outputs = lookahead_generate(model, prompts, max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                                      eos_token_id=tokenizer.eos_token_id, processors=processors)
         answers.extend(tokenizer.decode(o, skip_special_tokens=True).strip() for o in outputs)
@@ -201,7 +193,7 @@ def _batch_at(rows: Sequence[Any], step: int, batch_size: int, seed: int) -> lis
 def run_training(config: TrainConfig, job: Job, model: Any, tokenizer: Any, progress: bool = True,
                  command: str | None = None) -> dict[str, Any]:
     """Train `model` on `job` under `config`: checkpoints, validation, best model, model card."""
-    from ..assets import autocast, resolve_dtype
+    from ...assets import autocast, resolve_dtype
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -282,21 +274,14 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 def _checkpoint(model: Any, tokenizer: Any, optimizer: Any, scheduler: Any, step: int, out: Path, base: str) -> None:
-    folder = out / CHECKPOINT
-    staging = out / f".{CHECKPOINT}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    save_model(model, tokenizer, staging / MODEL, base)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
-               staging / STATE)
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)  # never half a checkpoint
+    with staged_folder(out / CHECKPOINT) as staging:  # never half a checkpoint
+        save_model(model, tokenizer, staging / MODEL, base)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
+                   staging / STATE)
 
 
 def _finish(config: TrainConfig, job: Job, model: Any, tokenizer: Any, out: Path, run: dict[str, Any]) -> dict[str, Any]:
     """The best (or, without validation, the last) model at the top of `out`, the card, the record."""
-    from .realtime_card import write_card
-
     source = out / BEST if (out / BEST).is_dir() else out / CHECKPOINT / MODEL
     for path in source.iterdir():
         target = out / path.name
@@ -308,7 +293,7 @@ def _finish(config: TrainConfig, job: Job, model: Any, tokenizer: Any, out: Path
     run["status"] = "done"
     run["size_mb"] = round(sum(p.stat().st_size for p in out.glob("*.safetensors")) / 2**20, 1)
     write_run(out, run)
-    write_card(out, run)
+    write_model_card(out, run, "writer")
     return run
 
 

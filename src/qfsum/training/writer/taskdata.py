@@ -12,8 +12,8 @@ Splits are the source's: `--split train` of a QMSum folder gives training exampl
 validation ones; a JSONL file is one split. Built examples can be saved as a JSONL task file
 (`id`, `query`, `passage`, `target`) and read back instead of a data set.
 
-The model sees exactly the prompt the generative writer builds (`writers.generative`), so a
-model trained here writes well inside a pipeline.
+The model sees exactly the prompt the generative writer builds (`writers.prompt` builds both), so
+a model trained here writes well inside a pipeline.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import QfsumError
+from ...errors import QfsumError
+from ...io import atomic_write_lines
+from ...writers.prompt import fitted_prompt_ids
 
 IGNORE = -100  # label of a token the loss skips (prompt and padding)
 SOURCES = ("spans", "document", "pipeline:NAME")
@@ -54,9 +56,9 @@ def _pipeline_passages(examples: Sequence[Any], name: str, budget: int, tokenize
     """The evidence a pipeline's scorer picks under `budget` tokens, joined in document order."""
     from tqdm.auto import tqdm
 
-    from ..budget import TokenizerCounter, select_under_budget
-    from ..writers import WriterConfig
-    from ..pipeline import Pipeline, load_config
+    from ...budget import TokenizerCounter, select_under_budget
+    from ...pipeline import Pipeline, load_config
+    from ...writers import WriterConfig
 
     config = load_config(name)
     config.writer = WriterConfig(kind="extractive")  # only its ranking is used: no generator to load
@@ -85,7 +87,7 @@ def build_task_examples(
     """
     if is_task_file(data):
         return read_task_file(data)[:limit] if limit else read_task_file(data)
-    from ..readers import read_examples
+    from ...readers import read_examples
 
     examples = read_examples(data, split)
     if source == "spans":
@@ -99,7 +101,7 @@ def build_task_examples(
     if tokenizer is None:
         raise QfsumError(f"source '{source}' needs a tokenizer to apply its budget")
     if source == "document":
-        from ..budget import TokenizerCounter
+        from ...budget import TokenizerCounter
 
         counter = TokenizerCounter(tokenizer)
         passages = [counter.truncate(e.document.text, budget) for e in examples]
@@ -130,9 +132,7 @@ def write_task_file(path: str | Path, examples: Sequence[TaskExample]) -> Path:
     """Save examples as JSONL (one object per line), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text("".join(json.dumps(asdict(e), ensure_ascii=False) + "\n" for e in examples), encoding="utf-8")
-    staging.replace(path)
+    atomic_write_lines(path, (json.dumps(asdict(e), ensure_ascii=False) for e in examples))
     return path
 
 
@@ -156,32 +156,6 @@ def read_task_file(path: str | Path) -> list[TaskExample]:
 # -- encoding -----------------------------------------------------------------------------------------
 
 
-def prompt_ids(tokenizer: Any, query: str, passage: str, max_tokens: int = 1024) -> list[int]:
-    """The generative writer's prompt for (query, passage), the passage cut so it fits `max_tokens`."""
-    from ..writers.generative import SYSTEM_PROMPT, USER_TEMPLATE
-
-    def build(text: str) -> list[int]:
-        user = USER_TEMPLATE.format(query=query, evidence=text)
-        if getattr(tokenizer, "chat_template", None):
-            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
-            ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-            return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-        return tokenizer(f"{SYSTEM_PROMPT}\n\n{user}\nAnswer:")["input_ids"]
-
-    ids = build(passage)
-    if len(ids) <= max_tokens:
-        return ids
-    offsets = tokenizer(passage, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    keep = max(len(offsets) - (len(ids) - max_tokens), 0)
-    while True:  # re-encoding at the cut may merge tokens differently: step back until it fits
-        ids = build(passage[: offsets[keep - 1][1]] if keep else "")
-        if len(ids) <= max_tokens or keep == 0:
-            if len(ids) > max_tokens:
-                raise QfsumError(f"the query alone is longer than {max_tokens} prompt tokens")
-            return ids
-        keep = max(keep - max(len(ids) - max_tokens, 1), 0)
-
-
 def answer_ids(tokenizer: Any, target: str, max_tokens: int = 256) -> list[int]:
     """The target's tokens and the end-of-turn token that stops generation."""
     ids = tokenizer(target.strip(), add_special_tokens=False)["input_ids"][: max_tokens - 1]
@@ -190,7 +164,7 @@ def answer_ids(tokenizer: Any, target: str, max_tokens: int = 256) -> list[int]:
 
 def encode(tokenizer: Any, example: TaskExample, max_prompt: int = 1024, max_target: int = 256) -> dict[str, list[int]]:
     """Input ids and labels for a causal LM: the loss is on the answer only (prompt labels are IGNORE)."""
-    prompt = prompt_ids(tokenizer, example.query, example.passage, max_prompt)
+    prompt = fitted_prompt_ids(tokenizer, example.query, example.passage, max_prompt)
     answer = answer_ids(tokenizer, example.target, max_target)
     return {"input_ids": prompt + answer, "labels": [IGNORE] * len(prompt) + answer}
 
