@@ -144,13 +144,16 @@ def test_summarize_text_returns_summary_with_evidence_and_timings():
     document = document_from_text(PLAIN_TEXT)
     for item in summary.evidence:
         assert document.text[item.segment.start : item.segment.end] == item.segment.text
-    assert set(summary.timings) == {"segment_ms", "score_ms", "write_ms", "total_ms"}
-    assert summary.timings["total_ms"] == pytest.approx(
-        summary.timings["segment_ms"] + summary.timings["score_ms"] + summary.timings["write_ms"]
-    )
+    assert set(summary.timings) == {"segment_ms", "score_ms", "write_ms", "ground_ms", "total_ms"}
+    assert summary.timings["total_ms"] == pytest.approx(sum(v for k, v in summary.timings.items() if k != "total_ms"))
     data = summary.to_dict()
-    assert set(data) == {"query", "summary", "evidence", "timings"}
+    assert set(data) == {"query", "summary", "sentences", "evidence", "timings"}
     assert set(data["evidence"][0]) == {"segment", "score", "start", "end", "text"}
+    for sentence in data["sentences"]:  # extractive: each sentence is evidence text, so it cites it
+        assert data["summary"][sentence["start"] : sentence["end"]] == sentence["text"]
+        assert sentence["supported"] and sentence["citations"]
+        cited = data["evidence"][sentence["citations"][0]]["text"]
+        assert set(sentence["text"].lower().split()) <= set(cited.lower().split())
 
 
 def test_summarize_many_segments_once_and_answers_in_order(monkeypatch):
@@ -289,3 +292,34 @@ def test_summarize_each_isolates_the_failing_item():
     assert isinstance(results[1], TypeError)
     assert calls == [3, 1, 1, 1]  # the batch once, then each item alone
     assert summarize_each(summarize_batch, [("doc", "a"), ("doc", "b")]) == ["answer to a", "answer to b"]
+
+
+def _draft(text: str, evidence: list[str]):
+    from qfsum.document import Draft, Evidence, Segment
+
+    return Draft(text, [Evidence(Segment(i, t, 0, len(t)), float(len(evidence) - i)) for i, t in enumerate(evidence)])
+
+
+def test_strict_grounding_drops_exactly_the_unsupported_sentences():
+    from qfsum.pipeline import ground
+
+    draft = _draft("The overrun is 120,000 euros. It was 1.3 million. They will apply to the heritage fund.",
+                   ["Ann: the overrun is 120,000 euros.", "Bob: we apply to the heritage fund."])
+    text, sentences, note = ground(draft, "strict")
+    assert text == "The overrun is 120,000 euros. They will apply to the heritage fund."
+    assert [s.citations for s in sentences] == [[0], [1]] and note == "strict grounding dropped 1 unsupported sentence"
+    flagged, sentences, _ = ground(draft, "flag")
+    assert flagged == draft.text and [s.support >= 0.5 for s in sentences] == [True, False, True]
+    assert ground(draft, "off") == (draft.text, [], None)
+
+
+def test_strict_grounding_with_nothing_supported_answers_with_the_best_evidence():
+    from qfsum.pipeline import ground
+
+    text, _, note = ground(_draft("The moon is cheese.", ["Ann: the roof costs 265,000.", "Bob: later."]), "strict")
+    assert text == "Ann: the roof costs 265,000." and "best evidence instead" in note
+
+
+def test_unknown_grounding_mode_is_an_error():
+    with pytest.raises(QfsumError, match="grounding must be one of"):
+        PipelineConfig(grounding="sometimes")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from .text import sentence_spans
 
+SUPPORT_THRESHOLD = 0.5  # a sentence is supported when one segment covers this share of its IDF weight
 _UNITS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
     "sixteen seventeen eighteen nineteen".split())}
@@ -151,25 +152,34 @@ class SentenceSupport:
 
 class LexicalSupport:
     """Support of a sentence by a segment: the IDF-weighted share of the sentence's content words
-    (and numbers, as written) that the segment holds. IDF is over the segments given, so words every
-    segment has count little, and a sentence's rare words, names and figures count most."""
+    that the segment holds (IDF over the segments given, so words every segment has count little),
+    times the share of the sentence's numbers the segment states, halved when any is missing: a figure
+    the segment does not give cannot be supported by it (the score stays under the 0.5 threshold),
+    however many other words match."""
 
     name = "lexical"
 
     def scores(self, sentence: str, segments: Sequence[str]) -> list[float]:
         """One score in [0, 1] per segment."""
-        words = set(content_words(sentence)) | set(numbers(sentence))
-        if not words or not segments:
+        words, figures = set(content_words(sentence)), set(numbers(sentence))
+        if not (words or figures) or not segments:
             return [0.0] * len(segments)
-        bags = [set(content_words(s)) | set(numbers(s)) for s in segments]
+        bags = [set(content_words(s)) for s in segments]
         frequency = Counter(w for bag in bags for w in bag & words)
         idf = {w: math.log((1 + len(bags)) / (1 + frequency[w])) + 1 for w in words}
         total = sum(idf.values())
-        return [sum(idf[w] for w in words & bag) / total for bag in bags]
+        scores = []
+        for bag, segment in zip(bags, segments, strict=True):
+            coverage = sum(idf[w] for w in words & bag) / total if total else 1.0
+            if figures:
+                stated = len(figures & set(numbers(segment))) / len(figures)
+                coverage *= stated if stated == 1 else stated / 2
+            scores.append(coverage)
+        return scores
 
 
 def cite(answer: str, evidence: Sequence[str], scorer: LexicalSupport | None = None,
-         threshold: float = 0.5) -> list[SentenceSupport]:
+         threshold: float = SUPPORT_THRESHOLD) -> list[SentenceSupport]:
     """Split `answer` into sentences and cite, for each, the evidence segments that score at least
     `threshold` (the best one always, so a reader sees where the sentence comes closest)."""
     scorer = scorer or LexicalSupport()

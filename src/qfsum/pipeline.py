@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .document import Document, Segment
+from .document import Document, Draft, Segment
 from .errors import QfsumError
 from .writers import Evidence, WriterConfig, build_writer
 from .readers import document_from_text, parse_json, read_text_file
@@ -19,8 +19,11 @@ from .retrieval import ScorerConfig, build_scorer, rank
 from .cache import CACHE_BYTES, LRUCache, segments_nbytes
 from .segment import Segmenter, SegmenterConfig
 from .text import require_unicode
+from .grounding import SUPPORT_THRESHOLD, SentenceSupport, cite
 
 CONFIG_FILE = "pipeline.json"
+GROUNDING_MODES = ("off", "flag", "strict")
+STRICT_FALLBACK_WORDS = 60  # strict mode with no supported sentence: this much of the best evidence instead
 SAVED_MODELS = "models"  # Pipeline.save copies local model folders here
 
 
@@ -33,6 +36,11 @@ class PipelineConfig:
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
     writer: WriterConfig = field(default_factory=WriterConfig)
+    grounding: str = "flag"  # off | flag (every sentence with its citations and support) | strict (drop unsupported ones)
+
+    def __post_init__(self) -> None:
+        if self.grounding not in GROUNDING_MODES:
+            raise QfsumError(f"grounding must be one of {', '.join(GROUNDING_MODES)}, got '{self.grounding}'")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], base: Path | None = None) -> "PipelineConfig":
@@ -44,6 +52,7 @@ class PipelineConfig:
                 segmenter=SegmenterConfig(**data.get("segmenter", {})),
                 scorer=ScorerConfig(**data.get("scorer", {})),
                 writer=WriterConfig.from_dict(data.get("writer", {})),
+                grounding=data.get("grounding", "flag"),
             )
         except TypeError as err:
             raise QfsumError(f"invalid pipeline config: {err}") from None
@@ -61,20 +70,54 @@ class PipelineConfig:
 
 @dataclass
 class Summary:
-    """The answer to one query: text, evidence (document order) and per-stage timings in ms."""
+    """The answer to one query: text, evidence (document order), per-stage timings in ms, and the
+    answer's sentences with the evidence each cites (empty with grounding off)."""
 
     query: str
     text: str
     evidence: list[Evidence]
     timings: dict[str, float]
+    sentences: list[SentenceSupport] = field(default_factory=list)
+    note: str | None = None  # what strict grounding changed, if anything
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "query": self.query,
             "summary": self.text,
+            "sentences": [
+                {"text": s.text, "start": s.start, "end": s.end, "citations": s.citations, "support": s.support,
+                 "supported": s.support >= SUPPORT_THRESHOLD}
+                for s in self.sentences
+            ],
             "evidence": [e.to_dict() for e in self.evidence],
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }
+        if self.note:
+            data["note"] = self.note
+        return data
+
+
+def ground(draft: Draft, mode: str) -> tuple[str, list[SentenceSupport], str | None]:
+    """(text, sentences, note) of a draft under a grounding mode: cite each sentence; in strict mode,
+    keep only the supported ones, or the start of the best evidence when none is."""
+    if mode == "off":
+        return draft.text, [], None
+    evidence = [e.segment.text for e in draft.evidence]
+    sentences = cite(draft.text, evidence, threshold=SUPPORT_THRESHOLD)
+    if mode == "flag":
+        return draft.text, sentences, None
+    kept = [s for s in sentences if s.support >= SUPPORT_THRESHOLD]
+    dropped = len(sentences) - len(kept)
+    if kept:
+        text = " ".join(s.text for s in kept)
+        note = f"strict grounding dropped {dropped} unsupported sentence{'s' * (dropped != 1)}" if dropped else None
+        return text, cite(text, evidence, threshold=SUPPORT_THRESHOLD), note
+    if not draft.evidence:
+        return "", [], "strict grounding: no supported sentence and no evidence"
+    best = max(draft.evidence, key=lambda e: e.score).segment.text
+    text = " ".join(best.split()[:STRICT_FALLBACK_WORDS])
+    return text, cite(text, evidence, threshold=SUPPORT_THRESHOLD), (
+        "strict grounding: no sentence of the written answer was supported; this is the best evidence instead")
 
 
 def summarize_each(
@@ -173,8 +216,11 @@ class Pipeline:
         summaries = []
         for (query, _), draft, timing in zip(prepared, drafts, timings, strict=True):
             timing["write_ms"] = write_ms
+            t4 = time.perf_counter()
+            text, sentences, note = ground(draft, self.config.grounding)
+            timing["ground_ms"] = (time.perf_counter() - t4) * 1e3
             timing["total_ms"] = sum(timing.values())
-            summaries.append(Summary(query, draft.text, draft.evidence, timing))
+            summaries.append(Summary(query, text, draft.evidence, timing, sentences, note))
         return summaries
 
     def summarize_each(self, items: Sequence[tuple[Document | str, str]]) -> list[Summary | Exception]:

@@ -8,6 +8,8 @@ import sys
 from typing import Any
 
 from ..errors import QfsumError
+from ..grounding import SUPPORT_THRESHOLD
+from ..pipeline import GROUNDING_MODES
 
 SHOWN_EVIDENCE = 5  # text output; --json gives all
 
@@ -41,6 +43,8 @@ def cmd_summarize(args: argparse.Namespace) -> None:
     if any(not q.strip() for q in queries):
         raise QfsumError("the query is empty")
     pipeline = Pipeline.load(args.pipeline)
+    if args.grounding:
+        pipeline.config.grounding = args.grounding
     summaries = pipeline.summarize_many(document, queries)
     if args.json:
         print(json.dumps([s.to_dict() for s in summaries], indent=2, ensure_ascii=False))
@@ -48,15 +52,38 @@ def cmd_summarize(args: argparse.Namespace) -> None:
     for i, summary in enumerate(summaries):
         if i:
             print()
-        print(f"Q: {summary.query}\nA: {summary.text}\n")
-        top = sorted(summary.evidence, key=lambda e: -e.score)[:SHOWN_EVIDENCE]
-        more = len(summary.evidence) - len(top)
-        print(f"Evidence ({len(summary.evidence)} segments" + (f", the {len(top)} most relevant shown" if more else "") + "):")
-        for item in top:
-            seg = item.segment
-            snippet = seg.text if len(seg.text) <= 160 else seg.text[:157] + "..."
-            print(f"  [{seg.index}] chars {seg.start}-{seg.end}  score {item.score:.3f}  {snippet}")
+        print(f"Q: {summary.query}\nA: {answer_with_markers(summary)}\n")
+        if summary.note:
+            print(f"({summary.note})\n")
+        print_evidence(summary)
         print(f"({summary.timings['total_ms']:.0f} ms)")
+
+
+def answer_with_markers(summary: Any) -> str:
+    """The answer with its citations after each sentence, `[1][3]` (evidence numbers as printed
+    below it), and `[unsupported]` after a sentence no evidence supports."""
+    if not summary.sentences:
+        return summary.text
+    parts = []
+    for sentence in summary.sentences:
+        supported = sentence.support >= SUPPORT_THRESHOLD
+        marks = "".join(f"[{c + 1}]" for c in sentence.citations) if supported else "[unsupported]"
+        parts.append(f"{sentence.text} {marks}")
+    return " ".join(parts)
+
+
+def print_evidence(summary: Any) -> None:
+    """The cited evidence and the most relevant of the rest, numbered as the answer's markers."""
+    cited = {c for s in summary.sentences if s.support >= SUPPORT_THRESHOLD for c in s.citations}
+    by_score = sorted(range(len(summary.evidence)), key=lambda i: -summary.evidence[i].score)
+    shown = sorted(cited | set(by_score[: max(SHOWN_EVIDENCE - len(cited), 0)]))
+    hidden = len(summary.evidence) - len(shown)
+    print(f"Evidence ({len(summary.evidence)} segments" + (f", {len(shown)} shown" if hidden else "") + "):")
+    for i in shown:
+        item = summary.evidence[i]
+        seg = item.segment
+        snippet = seg.text if len(seg.text) <= 160 else seg.text[:157] + "..."
+        print(f"  [{i + 1}] chars {seg.start}-{seg.end}  score {item.score:.3f}  {snippet}")
 
 
 def cmd_pipelines(args: argparse.Namespace) -> None:
@@ -73,6 +100,9 @@ def register(sub: Any) -> None:
     p.add_argument("--query", "-q", action="append", help="a question (repeat for several)")
     p.add_argument("--pipeline", "-p", default="default", help="packaged pipeline name or saved directory")
     p.add_argument("--json", action="store_true", help="print JSON: one object per query")
+    p.add_argument("--grounding", choices=GROUNDING_MODES, default=None,
+                   help="flag (the pipeline's default): cite evidence after each sentence and mark unsupported ones; "
+                        "strict: drop unsupported sentences; off: no citations")
     p.set_defaults(func=cmd_summarize)
     p = sub.add_parser("pipelines", help="list the packaged pipelines")
     p.set_defaults(func=cmd_pipelines)

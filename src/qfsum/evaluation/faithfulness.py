@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ..grounding import LexicalSupport, cite, names, numbers, precision
+from ..grounding import SUPPORT_THRESHOLD, LexicalSupport, cite, names, numbers, precision
 
-SUPPORT_THRESHOLD = 0.5  # a sentence is supported when one segment covers this share of its IDF weight
 FAITHFULNESS_KEYS = ("number_precision", "number_precision_document", "name_precision", "name_precision_document",
                      "supported_sentences")
 

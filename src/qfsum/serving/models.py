@@ -128,11 +128,25 @@ class EvidenceOut(BaseModel):
     text: str
 
 
+class SentenceOut(BaseModel):
+    """One sentence of the answer, with the evidence that supports it; `summary[start:end]` is its text."""
+
+    text: str
+    start: int = Field(description="character offset in the summary (inclusive)")
+    end: int = Field(description="character offset in the summary (exclusive)")
+    citations: list[int] = Field(description="indices into `evidence` of the supporting segments, best first")
+    support: float = Field(description="0..1: how much of the sentence its best cited segment covers (numbers must match)")
+    supported: bool = Field(description="support reaches the threshold; unsupported sentences deserve a reader's doubt")
+
+
 class Answer(BaseModel):
     """The answer to one query."""
 
     query: str
     summary: str
+    sentences: list[SentenceOut] = Field(default_factory=list,
+                                         description="the summary's sentences with citations (empty with grounding off)")
+    note: str | None = Field(default=None, description="what strict grounding changed, if anything")
     evidence: list[EvidenceOut] = Field(description="in document order")
     timings: dict[str, float] = Field(description="milliseconds per stage, plus queue_ms (waiting for a batch)")
     batch_size: int = Field(description="how many queries shared the model call that answered this one")
