@@ -15,7 +15,7 @@ import argparse
 from qfsum.assets import load_generator
 from qfsum.writers.lookahead import DecodeStats, LookaheadConfig, lookahead_generate
 from qfsum.training.writer.taskdata import build_task_examples
-from qfsum.writers.prompt import fitted_prompt_ids as prompt_ids
+from qfsum.writers.prompt import fitted_prompt_ids
 
 SETTINGS = {
     "default (max_draft 12, ngram 3, pool 8)": {},
@@ -39,7 +39,7 @@ def main() -> None:
     model, tokenizer = load_generator(args.model, args.dtype)
     examples = build_task_examples(args.data, args.split, args.source, tokenizer, budget=1024, limit=args.limit,
                                    progress=False)
-    prompts = [prompt_ids(tokenizer, e.query, e.passage, 1024) for e in examples]
+    prompts = [fitted_prompt_ids(tokenizer, e.query, e.passage, 1024) for e in examples]
     eos = tokenizer.eos_token_id
     print(f"{len(prompts)} prompts, {args.model}, {args.dtype}")
     for name, overrides in SETTINGS.items():

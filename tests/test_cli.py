@@ -23,15 +23,19 @@ def _lines(path: Path) -> list[dict]:
 def _check_summary_json(data, source_text: str, queries: list[str]) -> None:
     assert isinstance(data, list) and [d["query"] for d in data] == queries
     for item in data:
-        assert set(item) == {"query", "summary", "evidence", "timings"}
+        assert set(item) == {"query", "summary", "sentences", "evidence", "timings"}
         assert item["summary"].strip()
+        for sentence in item["sentences"]:
+            assert item["summary"][sentence["start"] : sentence["end"]] == sentence["text"]
+            assert set(sentence) == {"text", "start", "end", "citations", "support", "supported"}
+            assert all(0 <= c < len(item["evidence"]) for c in sentence["citations"])
         assert item["evidence"]
         for evidence in item["evidence"]:
             assert set(evidence) == {"segment", "score", "start", "end", "text"}
             assert source_text[evidence["start"] : evidence["end"]] == evidence["text"]
         starts = [e["start"] for e in item["evidence"]]
         assert starts == sorted(starts)
-        assert set(item["timings"]) == {"segment_ms", "score_ms", "write_ms", "total_ms"}
+        assert set(item["timings"]) == {"segment_ms", "score_ms", "write_ms", "ground_ms", "total_ms"}
         assert all(v >= 0 for v in item["timings"].values())
 
 

@@ -174,10 +174,10 @@ def test_generative_writer_with_lookahead_writes_the_same(tiny_causal_dir):
 def test_packaged_smollm2_lookahead_equals_greedy(qmsum_root):
     from qfsum.assets import load_generator
     from qfsum.training.writer.taskdata import build_task_examples
-    from qfsum.writers.prompt import fitted_prompt_ids as prompt_ids
+    from qfsum.writers.prompt import fitted_prompt_ids
 
     model, tokenizer = load_generator("smollm2", "float32")
-    prompts = [prompt_ids(tokenizer, e.query, e.passage) for e in build_task_examples(qmsum_root, "val", "spans")]
+    prompts = [fitted_prompt_ids(tokenizer, e.query, e.passage) for e in build_task_examples(qmsum_root, "val", "spans")]
     eos = tokenizer.eos_token_id
     expected = []
     for p in prompts:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .base import WriterConfig
 from .seq2seq_writers import Seq2SeqWriter
 
-DEFAULT_MAX_INPUT = 65536  # as qfsum.training.locost.MAX_INPUT, the saved tokenizer's limit
+DEFAULT_MAX_INPUT = 65536  # as qfsum.training.seq2seq.locost.MAX_INPUT, the saved tokenizer's limit
 
 
 class LocostWriter(Seq2SeqWriter):
