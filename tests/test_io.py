@@ -8,7 +8,7 @@ import os
 import pytest
 
 from qfsum.errors import QfsumError
-from qfsum.io import atomic_write_lines, atomic_write_text, staged_folder
+from qfsum.io import atomic_write_lines, atomic_write_text, staged_file, staged_folder
 
 
 def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
@@ -45,3 +45,14 @@ def test_staged_folder_replaces_the_folder_only_when_the_block_succeeds(tmp_path
     with staged_folder(target) as staging:
         (staging / "weights").write_text("two")
     assert (target / "weights").read_text() == "two"
+
+
+def test_staged_file_replaces_the_file_for_a_library_that_writes_to_a_path(tmp_path):
+    path = tmp_path / "labels.npz"
+    with staged_file(path) as staging:
+        assert staging.suffix == ".npz" and staging.parent == tmp_path
+        staging.write_bytes(b"new")
+    with pytest.raises(RuntimeError), staged_file(path) as staging:
+        staging.write_bytes(b"half")
+        raise RuntimeError("killed")
+    assert path.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["labels.npz"]

@@ -42,6 +42,24 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
+def staged_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (unique to this process, so processes writing the same
+    file never share one) for a library to write to; when the block ends without an error it replaces
+    `path`, fsynced. On an error the temporary file is removed and `path` left as it was."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield staging
+        with staging.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(staging, path)
+        fsync_folder(path.parent)
+    finally:
+        with contextlib.suppress(OSError):
+            staging.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
 def staged_folder(target: Path) -> Iterator[Path]:
     """Yield an empty staging folder beside `target`; when the block ends without an error, it
     replaces `target`. A kill leaves the old folder or the new one, never half of either."""

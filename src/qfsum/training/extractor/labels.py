@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from ...assets import cache_dir
 from ...document import Document, Example
 from ...errors import QfsumError
+from ...io import staged_file
 from ...segment import Segmenter, SegmenterConfig
 
 LABEL_METRICS = ("rouge1", "rouge2", "rougeL")
@@ -274,8 +275,7 @@ def load_or_build_labels(
     ids = list(labels)
     offsets = np.cumsum([0] + [len(labels[i]) for i in ids])
     directory.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.stem}-{os.getpid()}.npz")
-    np.savez(staging, ids=np.array(ids, dtype=str), offsets=offsets,
-             labels=np.concatenate([labels[i] for i in ids]) if ids else np.zeros(0, np.float32))
-    staging.replace(path)  # atomic: a concurrent reader never sees half a file
+    with staged_file(path) as staging:  # a concurrent reader never sees half a file
+        np.savez(staging, ids=np.array(ids, dtype=str), offsets=offsets,
+                 labels=np.concatenate([labels[i] for i in ids]) if ids else np.zeros(0, np.float32))
     return labels
