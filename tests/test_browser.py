@@ -47,7 +47,9 @@ def browser():
 
 @pytest.fixture
 def page(browser, server_url):
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    # bypass_csp: the page forbids eval, which playwright's wait_for_function uses to poll; the page itself
+    # runs under its CSP as served (its scripts are files from the same origin)
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
     page.goto(server_url)
     yield page
     page.close()
@@ -124,3 +126,20 @@ def test_screenshot(page):
     answered(page, 2, timeout_s=600)  # the default pipeline takes a while on a small CPU
     page.locator(".evidence-item").nth(1).click()
     page.screenshot(path=os.environ["QFSUM_WEB_SCREENSHOT"])
+
+
+def test_the_page_works_under_its_own_content_security_policy(browser, server_url):
+    """No bypass here: the served CSP applies, and the page must still answer (no inline script or eval)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    violations = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.goto(server_url)
+    page.fill("#text", LONG_TEXT)
+    page.fill(".question-input", "What happened to the bridge budget?")
+    page.click("#ask")
+    page.locator(".answer .summary").first.wait_for(timeout=60_000)
+    page.locator("#status").filter(has_text="1 of 1 answered").wait_for(timeout=60_000)
+    assert "bridge" in page.locator(".answer .summary").first.inner_text()
+    assert violations == []
+    page.close()
