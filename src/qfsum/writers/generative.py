@@ -103,7 +103,12 @@ class GenerativeWriter:
         """The writer's repetition knobs for a causal LM whose prompt (padding included) is this long."""
         from .lookahead import writer_processors
 
-        return writer_processors(self.config.no_repeat_ngram_size, self.config.repetition_penalty, prompt_length)
+        processors = writer_processors(self.config.no_repeat_ngram_size, self.config.repetition_penalty, prompt_length)
+        if self.config.grounded_numbers:
+            from .grounded import GroundedNumbers
+
+            processors.append(GroundedNumbers(self.tokenizer, prompt_length))  # last: it only bans tokens
+        return processors
 
     def _pad(self, batch: list[list[int]]) -> tuple[Any, Any]:
         """Pad to one length: on the left for decoder-only models so generation continues the prompt."""
