@@ -143,3 +143,31 @@ def test_the_page_works_under_its_own_content_security_policy(browser, server_ur
     assert "bridge" in page.locator(".answer .summary").first.inner_text()
     assert violations == []
     page.close()
+
+
+def test_citation_markers_highlight_their_evidence_and_unsupported_sentences_are_flagged(page):
+    page.fill("#text", LONG_TEXT)
+    page.fill(".question-input", "What happened to the bridge budget?")
+    page.click("#ask")
+    answered(page, 1)
+    marker = page.locator(".answer .summary .cite").last
+    sentence = page.locator(".answer .summary .sentence").last.inner_text()
+    marker.click()
+    assert sentence in page.inner_text("#doc mark.active")  # the cited passage holds the sentence, highlighted
+
+    start = LONG_TEXT.index("The budget")
+    crafted = {"id": "document", "answers": [{
+        "query": "What happened?", "summary": "The bridge budget was cut. It was 1.3 million.",
+        "sentences": [
+            {"text": "The bridge budget was cut.", "start": 0, "end": 26, "citations": [0], "support": 0.9, "supported": True},
+            {"text": "It was 1.3 million.", "start": 27, "end": 46, "citations": [0], "support": 0.1, "supported": False},
+        ],
+        "evidence": [{"segment": 80, "score": 1.0, "start": start, "end": len(LONG_TEXT), "text": LONG_TEXT[start:]}],
+        "timings": {"total_ms": 1.0}, "batch_size": 1,
+    }]}
+    page.route("**/v1/summarize", lambda route: route.fulfill(json=crafted))
+    page.fill(".question-input", "What happened?")
+    page.click("#ask")
+    page.locator(".answer .summary .flag").first.wait_for(timeout=30_000)
+    assert page.locator(".answer .sentence.unsupported").inner_text() == "It was 1.3 million."
+    assert page.locator(".answer .summary .cite").count() == 1  # the supported sentence only

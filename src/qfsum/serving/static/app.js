@@ -162,7 +162,7 @@ function renderAnswers() {
       card.classList.add("failed");
       summary.textContent = answer.error;
     } else {
-      summary.textContent = answer.summary || "(no answer)";
+      renderSummary(summary, answer, i);
       meta.textContent = `${answer.evidence.length} evidence segments · ${Math.round(answer.timings.total_ms + (answer.timings.queue_ms || 0))} ms · batch of ${answer.batch_size}`;
       const items = card.querySelector(".evidence");
       answer.evidence.forEach((ev, j) => {
@@ -171,7 +171,7 @@ function renderAnswers() {
         li.className = "evidence-item";
         li.dataset.target = `ev-${i}-${j}`;
         const snippet = ev.text.length > 140 ? ev.text.slice(0, 137) + "…" : ev.text;
-        li.innerHTML = `<span class="score">[${ev.segment}] ${ev.score.toFixed(2)}</span> `;
+        li.innerHTML = `<span class="score">[${j + 1}] ${ev.score.toFixed(2)}</span> `;
         li.append(document.createTextNode(snippet));
         const go = (e) => { e.stopPropagation(); select(i, `ev-${i}-${j}`); };
         li.addEventListener("click", go);
@@ -185,6 +185,47 @@ function renderAnswers() {
   });
   const current = state.answers[state.selected];
   renderDocument(current && current.evidence ? current.evidence.map((ev, j) => ({ ...ev, id: `ev-${state.selected}-${j}` })) : []);
+}
+
+// The answer, sentence by sentence, each followed by its citation markers ([1][3], numbered as the
+// evidence list below it: a click highlights the cited passage) or flagged as unsupported.
+function renderSummary(summary, answer, i) {
+  summary.replaceChildren();
+  const sentences = answer.sentences || [];
+  if (!sentences.length) {
+    summary.textContent = answer.summary || "(no answer)";
+    return;
+  }
+  sentences.forEach((sentence, k) => {
+    const span = document.createElement("span");
+    span.className = sentence.supported ? "sentence" : "sentence unsupported";
+    span.textContent = sentence.text;
+    if (!sentence.supported) span.title = "No evidence segment supports this sentence: check it against the document.";
+    summary.append(span);
+    if (sentence.supported) {
+      sentence.citations.forEach((j) => {
+        const marker = document.createElement("button");
+        marker.type = "button";
+        marker.className = "cite";
+        marker.textContent = `[${j + 1}]`;
+        marker.title = `evidence ${j + 1}, support ${sentence.support.toFixed(2)}`;
+        marker.addEventListener("click", (e) => { e.stopPropagation(); select(i, `ev-${i}-${j}`); });
+        summary.append(marker);
+      });
+    } else {
+      const flag = document.createElement("span");
+      flag.className = "flag";
+      flag.textContent = "[unsupported]";
+      summary.append(flag);
+    }
+    if (k < sentences.length - 1) summary.append(document.createTextNode(" "));
+  });
+  if (answer.note) {
+    const note = document.createElement("div");
+    note.className = "note muted";
+    note.textContent = answer.note;
+    summary.append(note);
+  }
 }
 
 function select(i, targetId) {
