@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .document import Segment
-from .document import Evidence
+from .document import Evidence, Segment
 from .text import count_words
+
+if TYPE_CHECKING:  # annotations only: transformers loads when a model does
+    from transformers import PreTrainedTokenizerBase
 
 
 class TokenCounter(Protocol):
@@ -40,7 +42,7 @@ class TokenizerCounter:
     A segment is counted with the newline that joins it to the next, as it appears in a prompt.
     """
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self.tokenizer = tokenizer
 
     def count(self, text: str) -> int:

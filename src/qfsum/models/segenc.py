@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import torch
 from huggingface_hub.dataclasses import strict
@@ -46,6 +46,9 @@ from .seq2seq_inputs import (
     pair_template,
     query_ids,
 )
+
+if TYPE_CHECKING:  # annotations only: transformers loads when a model does
+    from transformers import PreTrainedTokenizerBase
 
 TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id")
 
@@ -141,14 +144,14 @@ class WindowInputs:
     pair to the most windows, as (B, W * L) `input_ids` and `attention_mask`.
     """
 
-    def __init__(self, tokenizer: Any, segment_length: int = 512, overlap: bool = True, max_input: int = 16384) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, segment_length: int = 512, overlap: bool = True, max_input: int = 16384) -> None:
         self.tokenizer, self.segment_length, self.overlap, self.max_input = tokenizer, segment_length, overlap, max_input
         self.template = pair_template(tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.documents = DocumentTokens(tokenizer)
 
     @classmethod
-    def for_model(cls, model: SegEncForConditionalGeneration, tokenizer: Any) -> WindowInputs:
+    def for_model(cls, model: SegEncForConditionalGeneration, tokenizer: PreTrainedTokenizerBase) -> WindowInputs:
         """The builder with the windows a SegEnc model was configured (and trained) with."""
         config = model.config
         return cls(tokenizer, config.segment_length, config.overlap, config.max_input)

@@ -17,12 +17,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TYPE_CHECKING
 
 import torch
 
 from ..errors import QfsumError
 from ..document import Evidence
+
+if TYPE_CHECKING:  # annotations only: transformers loads when a model does
+    from transformers import PreTrainedTokenizerBase
 
 MIN_DOCUMENT_SHARE = 4  # the query may take at most 1/4 of an encoder input: the document needs the rest
 
@@ -56,7 +59,7 @@ class PairTemplate:
         return [*self.prefix, *first, *self.middle, *second, *self.suffix]
 
 
-def pair_template(tokenizer: Any) -> PairTemplate:
+def pair_template(tokenizer: PreTrainedTokenizerBase) -> PairTemplate:
     """The tokenizer's pair layout, read off the encoding of a sample pair.
 
     A tokenizer whose pair template has no separator (most decoder-only ones) gets its separator or
@@ -85,7 +88,7 @@ def _find(haystack: Sequence[int], needle: Sequence[int], start: int) -> int:
     return -1
 
 
-def query_ids(tokenizer: Any, query: str, input_length: int) -> list[int]:
+def query_ids(tokenizer: PreTrainedTokenizerBase, query: str, input_length: int) -> list[int]:
     """The query's token ids; a query longer than a quarter of an encoder input is an error."""
     ids = tokenizer(query, add_special_tokens=False)["input_ids"]
     if len(ids) > input_length // MIN_DOCUMENT_SHARE:
@@ -100,7 +103,7 @@ class DocumentTokens:
     """Token ids of documents without special tokens, the last few cached: a document's queries
     arrive together, and tokenizing a 16K-token document for each would dominate encoding."""
 
-    def __init__(self, tokenizer: Any, cache_size: int = 8) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, cache_size: int = 8) -> None:
         self._ids = functools.lru_cache(maxsize=cache_size)(
             lambda text: tuple(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
         )
@@ -120,7 +123,7 @@ def pad(rows: Sequence[Sequence[int]], value: int, width: int | None = None) -> 
     return torch.tensor([list(r) + [value] * (width - len(r)) for r in rows], dtype=torch.long)
 
 
-def input_limit(model: Any, tokenizer: Any) -> int:
+def input_limit(model: Any, tokenizer: PreTrainedTokenizerBase) -> int:
     """Tokens the model's encoder reads at most: its position table, else the tokenizer's limit."""
     config = model.config
     for name in ("max_encoder_position_embeddings", "max_position_embeddings", "n_positions"):
@@ -140,7 +143,7 @@ class TruncatedInputs:
     needs: without global attention on the query, LED's local windows never see it from afar.
     """
 
-    def __init__(self, tokenizer: Any, max_length: int, global_query: bool = False) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, global_query: bool = False) -> None:
         self.tokenizer, self.max_length, self.global_query = tokenizer, max_length, global_query
         self.template = pair_template(tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

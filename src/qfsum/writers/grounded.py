@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # annotations only: transformers loads when a model does
+    from transformers import PreTrainedTokenizerBase
 
 _RUN = re.compile(r"\d[\d.,]*")  # a number as written: digits, with the commas and points inside it
 _TRAILING_RUN = re.compile(r"\d[\d.,]*$")
@@ -40,7 +43,7 @@ def allowed_numbers(text: str) -> tuple[frozenset[str], frozenset[str]]:
 
 
 @functools.lru_cache(maxsize=8)
-def _surfaces(tokenizer: Any) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+def _surfaces(tokenizer: PreTrainedTokenizerBase) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Per token: the text it adds after a word (its leading space included), whether that text has a
     digit, and whether it glues onto what precedes (a digit, '.' or ',' first: it can continue a run)."""
     anchor = tokenizer.encode("a", add_special_tokens=False)[:1]
@@ -57,7 +60,7 @@ class GroundedNumbers:
     `prompt_length`: where the answer starts in each row of `input_ids` (left padding included).
     """
 
-    def __init__(self, tokenizer: Any, prompt_length: int) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, prompt_length: int) -> None:
         self.tokenizer = tokenizer
         self.prompt_length = prompt_length
         self.texts, self.has_digit, self.glues = _surfaces(tokenizer)

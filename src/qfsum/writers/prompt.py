@@ -7,9 +7,12 @@ plain-text prompt where the tokenizer has none; a seq2seq model reads `SEQ2SEQ_T
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import QfsumError
+
+if TYPE_CHECKING:  # annotations only: transformers loads when a model does
+    from transformers import PreTrainedTokenizerBase
 
 SYSTEM_PROMPT = (
     "You answer questions about a long document using only the excerpts you are given. "
@@ -19,7 +22,7 @@ USER_TEMPLATE = "Excerpts from the document:\n{evidence}\n\nQuestion: {query}\nA
 SEQ2SEQ_TEMPLATE = "question: {query} context: {evidence}"
 
 
-def prompt_ids(tokenizer: Any, query: str, evidence: str, seq2seq: bool = False) -> list[int]:
+def prompt_ids(tokenizer: PreTrainedTokenizerBase, query: str, evidence: str, seq2seq: bool = False) -> list[int]:
     """The prompt's token ids for `query` and the `evidence` text (excerpts, one per line)."""
     if seq2seq:
         return tokenizer(SEQ2SEQ_TEMPLATE.format(query=query, evidence=evidence))["input_ids"]
@@ -31,7 +34,7 @@ def prompt_ids(tokenizer: Any, query: str, evidence: str, seq2seq: bool = False)
     return tokenizer(f"{SYSTEM_PROMPT}\n\n{user}\nAnswer:")["input_ids"]
 
 
-def fitted_prompt_ids(tokenizer: Any, query: str, passage: str, max_tokens: int = 1024) -> list[int]:
+def fitted_prompt_ids(tokenizer: PreTrainedTokenizerBase, query: str, passage: str, max_tokens: int = 1024) -> list[int]:
     """A causal LM's prompt for (query, passage), the passage cut at its end so the prompt fits `max_tokens`."""
     ids = prompt_ids(tokenizer, query, passage)
     if len(ids) <= max_tokens:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import torch
 
@@ -24,6 +24,9 @@ from .base import WriterConfig
 from ..document import Draft, Evidence
 from ..models.seq2seq_inputs import InputBuilder, TruncatedInputs, document_text, input_limit
 
+if TYPE_CHECKING:  # annotations only: transformers loads when a model does
+    from transformers import PreTrainedTokenizerBase
+
 ARCH_WRITERS = {"segenc": "segenc", "led": "led", "plain": "bart"}  # training architecture -> writer kind
 
 
@@ -32,7 +35,7 @@ class Seq2SeqModel:
     """A seq2seq model, its tokenizer, and the input builder it reads with."""
 
     model: Any
-    tokenizer: Any
+    tokenizer: PreTrainedTokenizerBase
     inputs: InputBuilder
     writer: str  # the writer kind that loads the saved model
 
@@ -94,7 +97,7 @@ class GenerationSettings:
 
 @torch.inference_mode()
 def generate_texts(
-    model: Any, tokenizer: Any, inputs: InputBuilder, pairs: Sequence[tuple[str, str]], settings: GenerationSettings,
+    model: Any, tokenizer: PreTrainedTokenizerBase, inputs: InputBuilder, pairs: Sequence[tuple[str, str]], settings: GenerationSettings,
     progress: bool = False,
 ) -> list[str]:
     """One summary per (query, document) pair: beam search (or greedy), in batches."""

@@ -21,10 +21,13 @@ import argparse
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from ...assets import require_safetensors
 from ...errors import QfsumError
+
+if TYPE_CHECKING:  # annotations only: transformers loads when a model does
+    from transformers import PreTrainedTokenizerBase
 
 TOKENIZER = "smollm2"
 END, PAD = "<|im_end|>", "<|endoftext|>"
@@ -53,7 +56,7 @@ def locost_tokenizer(name: str = TOKENIZER) -> Any:
     return tokenizer
 
 
-def model_config(spec: str, tokenizer: Any) -> Any:
+def model_config(spec: str, tokenizer: PreTrainedTokenizerBase) -> Any:
     """A LocostConfig from a preset name or a JSON file, its token ids set from the tokenizer."""
     from ...models.locost import LocostConfig
 

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import torch
 import transformers
@@ -68,6 +68,9 @@ from ..common.trainer import (
     sample_examples,
     trainer_arguments,
 )
+
+if TYPE_CHECKING:  # annotations only: transformers loads when a model does
+    from transformers import PreTrainedTokenizerBase
 
 # architecture -> "module:loader"; the loader takes a Seq2SeqTrainingConfig and returns a Seq2SeqModel.
 ARCHS: dict[str, str] = {
@@ -155,7 +158,7 @@ def document_pairs(examples: Sequence[Example]) -> list[tuple[str, str]]:
 
 
 def encode_examples(
-    examples: Sequence[Example], inputs: InputBuilder, tokenizer: Any, max_target: int, progress: bool = False
+    examples: Sequence[Example], inputs: InputBuilder, tokenizer: PreTrainedTokenizerBase, max_target: int, progress: bool = False
 ) -> list[dict[str, Any]]:
     """Model inputs plus `labels` (the first reference, cut at `max_target` tokens) per example."""
     from tqdm.auto import tqdm
@@ -208,7 +211,7 @@ class RougeValidator:
         self.examples, self.settings, self.progress = list(examples), settings, progress
         self.pairs = document_pairs(self.examples)
 
-    def __call__(self, model: Any, tokenizer: Any, inputs: InputBuilder) -> dict[str, float]:
+    def __call__(self, model: Any, tokenizer: PreTrainedTokenizerBase, inputs: InputBuilder) -> dict[str, float]:
         was_training = model.training
         model.eval()
         try:

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,9 @@ from .sft import (
     task_splits,
 )
 from .taskdata import IGNORE, TaskExample
+
+if TYPE_CHECKING:  # annotations only: transformers loads when a model does
+    from transformers import PreTrainedTokenizerBase
 
 PAIRS_FILE = "pairs.jsonl"
 Reward = Callable[[str, TaskExample], float]
@@ -111,7 +114,7 @@ class DPOOptions:
     reward: str = "rouge"
 
 
-def sample_candidates(model: Any, tokenizer: Any, prompt: list[int], options: DPOOptions) -> list[list[int]]:
+def sample_candidates(model: Any, tokenizer: PreTrainedTokenizerBase, prompt: list[int], options: DPOOptions) -> list[list[int]]:
     """`options.samples` sampled answers (token ids, ending with EOS when the model stopped)."""
     ids = torch.tensor([prompt], device=model.device)
     with torch.inference_mode():
@@ -126,7 +129,7 @@ def sample_candidates(model: Any, tokenizer: Any, prompt: list[int], options: DP
     return answers
 
 
-def build_pairs(model: Any, tokenizer: Any, examples: Sequence[TaskExample], options: DPOOptions, max_prompt: int,
+def build_pairs(model: Any, tokenizer: PreTrainedTokenizerBase, examples: Sequence[TaskExample], options: DPOOptions, max_prompt: int,
                 reward: Reward, progress: bool = True) -> list[dict[str, Any]]:
     """Chosen/rejected pairs with the frozen model's log-probabilities (prompts whose candidates all tie are skipped)."""
     pairs = []

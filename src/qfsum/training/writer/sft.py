@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -34,6 +34,9 @@ from ..common.card import write_model_card
 from ..common.config import RunConfig
 from ..common.runs import machine, previous_run, read_run, write_run
 from .taskdata import TaskExample, build_task_examples, collate, encode
+
+if TYPE_CHECKING:  # annotations only: transformers loads when a model does
+    from transformers import PreTrainedTokenizerBase
 
 CHECKPOINT, BEST, MODEL, STATE = "checkpoint", "best", "model", "state.pt"
 PRIMARY_METRIC = "rougeLsum"  # picks the best checkpoint (QMSum's "R-L")
@@ -117,7 +120,7 @@ def _has_module(model: Any, suffix: str) -> bool:
     return any(name.endswith(suffix) for name, _ in model.named_modules())
 
 
-def save_model(model: Any, tokenizer: Any, directory: Path, base: str) -> None:
+def save_model(model: Any, tokenizer: PreTrainedTokenizerBase, directory: Path, base: str) -> None:
     """Save the weights (the adapter alone for LoRA) and the tokenizer; an adapter names `base` as
     its base model, so it loads wherever that name resolves (a packaged name is portable)."""
     with staged_folder(directory) as staging:
@@ -133,7 +136,7 @@ def save_model(model: Any, tokenizer: Any, directory: Path, base: str) -> None:
 # -- validation ---------------------------------------------------------------------------------------
 
 
-def generate_answers(model: Any, tokenizer: Any, examples: Sequence[TaskExample], max_prompt: int,
+def generate_answers(model: Any, tokenizer: PreTrainedTokenizerBase, examples: Sequence[TaskExample], max_prompt: int,
                      max_new_tokens: int, batch_size: int = 8, progress: bool = False,
                      no_repeat_ngram_size: int = 3) -> list[str]:
     """Greedy answers (lookahead decoding, several prompts at a time), with the writer's n-gram ban within the answer."""
@@ -190,7 +193,7 @@ def _batch_at(rows: Sequence[Any], step: int, batch_size: int, seed: int) -> lis
     return [rows[i] for i in order[position * batch_size : (position + 1) * batch_size]]
 
 
-def run_training(config: TrainConfig, job: Job, model: Any, tokenizer: Any, progress: bool = True,
+def run_training(config: TrainConfig, job: Job, model: Any, tokenizer: PreTrainedTokenizerBase, progress: bool = True,
                  command: str | None = None) -> dict[str, Any]:
     """Train `model` on `job` under `config`: checkpoints, validation, best model, model card."""
     from ...assets import autocast, resolve_dtype
@@ -246,7 +249,7 @@ def run_training(config: TrainConfig, job: Job, model: Any, tokenizer: Any, prog
     return _finish(config, job, model, tokenizer, out, run)
 
 
-def _validate(config: TrainConfig, job: Job, model: Any, tokenizer: Any, out: Path, run: dict[str, Any], step: int,
+def _validate(config: TrainConfig, job: Job, model: Any, tokenizer: PreTrainedTokenizerBase, out: Path, run: dict[str, Any], step: int,
               bar: Any, progress: bool) -> None:
     answers = generate_answers(model, tokenizer, job.val_examples, config.max_prompt, config.val_max_new_tokens,
                                config.val_batch_size, progress)
@@ -273,14 +276,14 @@ def load_state(path: Path) -> dict[str, Any]:
     return state
 
 
-def _checkpoint(model: Any, tokenizer: Any, optimizer: Any, scheduler: Any, step: int, out: Path, base: str) -> None:
+def _checkpoint(model: Any, tokenizer: PreTrainedTokenizerBase, optimizer: Any, scheduler: Any, step: int, out: Path, base: str) -> None:
     with staged_folder(out / CHECKPOINT) as staging:  # never half a checkpoint
         save_model(model, tokenizer, staging / MODEL, base)
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
                    staging / STATE)
 
 
-def _finish(config: TrainConfig, job: Job, model: Any, tokenizer: Any, out: Path, run: dict[str, Any]) -> dict[str, Any]:
+def _finish(config: TrainConfig, job: Job, model: Any, tokenizer: PreTrainedTokenizerBase, out: Path, run: dict[str, Any]) -> dict[str, Any]:
     """The best (or, without validation, the last) model at the top of `out`, the card, the record."""
     source = out / BEST if (out / BEST).is_dir() else out / CHECKPOINT / MODEL
     for path in source.iterdir():
@@ -314,7 +317,7 @@ def sft_loss(model: Any, batch: list[dict[str, list[int]]], pad_token_id: int) -
     return model(**tensors).loss
 
 
-def task_splits(config: TrainConfig, tokenizer: Any, progress: bool) -> tuple[list[TaskExample], list[TaskExample]]:
+def task_splits(config: TrainConfig, tokenizer: PreTrainedTokenizerBase, progress: bool) -> tuple[list[TaskExample], list[TaskExample]]:
     """Training and validation task examples (validation: only those with a reference)."""
     train = build_task_examples(config.data, config.split, config.source, tokenizer, config.passage_tokens,
                                 config.limit, progress)

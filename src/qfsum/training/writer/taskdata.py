@@ -22,11 +22,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from ...errors import QfsumError
 from ...io import atomic_write_lines
 from ...writers.prompt import fitted_prompt_ids
+
+if TYPE_CHECKING:  # annotations only: transformers loads when a model does
+    from transformers import PreTrainedTokenizerBase
 
 IGNORE = -100  # label of a token the loss skips (prompt and padding)
 SOURCES = ("spans", "document", "pipeline:NAME")
@@ -52,7 +55,7 @@ def span_passage(example: Any) -> str:
     return "\n".join(units[i].text for i in covered if units[i].text.strip())
 
 
-def _pipeline_passages(examples: Sequence[Any], name: str, budget: int, tokenizer: Any, progress: bool) -> list[str]:
+def _pipeline_passages(examples: Sequence[Any], name: str, budget: int, tokenizer: PreTrainedTokenizerBase, progress: bool) -> list[str]:
     """The evidence a pipeline's scorer picks under `budget` tokens, joined in document order."""
     from tqdm.auto import tqdm
 
@@ -75,7 +78,7 @@ def build_task_examples(
     data: str | Path,
     split: str | None,
     source: str = "spans",
-    tokenizer: Any = None,
+    tokenizer: PreTrainedTokenizerBase = None,
     budget: int = 768,
     limit: int | None = None,
     progress: bool = False,
@@ -156,13 +159,13 @@ def read_task_file(path: str | Path) -> list[TaskExample]:
 # -- encoding -----------------------------------------------------------------------------------------
 
 
-def answer_ids(tokenizer: Any, target: str, max_tokens: int = 256) -> list[int]:
+def answer_ids(tokenizer: PreTrainedTokenizerBase, target: str, max_tokens: int = 256) -> list[int]:
     """The target's tokens and the end-of-turn token that stops generation."""
     ids = tokenizer(target.strip(), add_special_tokens=False)["input_ids"][: max_tokens - 1]
     return ids + [tokenizer.eos_token_id]
 
 
-def encode(tokenizer: Any, example: TaskExample, max_prompt: int = 1024, max_target: int = 256) -> dict[str, list[int]]:
+def encode(tokenizer: PreTrainedTokenizerBase, example: TaskExample, max_prompt: int = 1024, max_target: int = 256) -> dict[str, list[int]]:
     """Input ids and labels for a causal LM: the loss is on the answer only (prompt labels are IGNORE)."""
     prompt = fitted_prompt_ids(tokenizer, example.query, example.passage, max_prompt)
     answer = answer_ids(tokenizer, example.target, max_target)
