@@ -82,7 +82,8 @@ def print_evidence(summary: Any) -> None:
     for i in shown:
         item = summary.evidence[i]
         seg = item.segment
-        snippet = seg.text if len(seg.text) <= 160 else seg.text[:157] + "..."
+        flat = " ".join(seg.text.split())  # one line per evidence item, whatever the source's line breaks
+        snippet = flat if len(flat) <= 160 else flat[:157] + "..."
         print(f"  [{i + 1}] chars {seg.start}-{seg.end}  score {item.score:.3f}  {snippet}")
 
 
