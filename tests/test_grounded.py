@@ -58,3 +58,23 @@ def test_grounded_decoding_changes_nothing_when_every_number_written_is_in_the_e
 
 def test_lookahead_with_grounding_equals_greedy_with_grounding(tiny_causal_dir):
     assert write(tiny_causal_dir, True, "lookahead")[0] == write(tiny_causal_dir, True, "greedy")[0]
+
+
+def test_number_words_and_fraction_characters_need_the_evidence_too(tiny_causal_dir):
+    import torch
+    from transformers import AutoTokenizer
+
+    from qfsum.writers.grounded import GroundedNumbers
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_dir)
+    token = {w: tokenizer.convert_tokens_to_ids(w) for w in ("eight", "twenty", "one", "million", "½", "roof")}
+    assert tokenizer.unk_token_id not in token.values()
+
+    def banned(evidence: str) -> dict[str, bool]:
+        prompt = tokenizer.encode(evidence, add_special_tokens=False)
+        scores = GroundedNumbers(tokenizer, len(prompt))(torch.tensor([prompt]), torch.zeros(1, len(tokenizer)))
+        return {w: bool(scores[0, i] == float("-inf")) for w, i in token.items()}
+
+    assert banned("the roof costs 265,000") == {"eight": True, "twenty": True, "one": False, "million": False,
+                                                "½": True, "roof": False}
+    assert banned("eight people came, 20 left, ½ stayed") == dict.fromkeys(token, False)
