@@ -78,3 +78,4 @@ def test_number_words_and_fraction_characters_need_the_evidence_too(tiny_causal_
     assert banned("the roof costs 265,000") == {"eight": True, "twenty": True, "one": False, "million": False,
                                                 "½": True, "roof": False}
     assert banned("eight people came, 20 left, ½ stayed") == dict.fromkeys(token, False)
+    assert not banned("it costs twenty five euros")["twenty"]  # the first word of a number the evidence states

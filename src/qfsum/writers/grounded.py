@@ -5,7 +5,7 @@ token that would start, continue or close a number that no number of the prompt 
 may only be written along a number of the evidence, digit by digit, and may end only where that
 number ends. "120,000" in the evidence allows "120,000" and "120000" (a trailing full stop or comma
 is punctuation, not part of the number). A number word ("eight", "twenty") is allowed only if the
-evidence states its value, in words or digits, and a numeric character that is not a digit ("½")
+evidence has that word or states its value in digits, and a numeric character that is not a digit ("½")
 only if the evidence has it; "one" stays free ("no one", "one of them"), and so do scale words, which
 only say how large a constrained number is. Other words are never banned, so the model can still say
 "a large overrun"; it just cannot invent "1.3 million" when the evidence says 120,000.
@@ -47,6 +47,7 @@ class _Prompt:
     numbers: frozenset[str]
     prefixes: frozenset[str]
     values: frozenset[str]  # canonical, as `grounding.numbers` gives them: "8", "1300000", "2.5%"
+    words: frozenset[str]  # its words, lowercased
 
 
 def allowed_numbers(text: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -67,7 +68,7 @@ class _Vocabulary:
     texts: list[str]  # the text a token adds after a word, its leading space included
     has_digit: torch.Tensor  # (V,) bool: the text holds a digit 0-9
     glues: torch.Tensor  # (V,) bool: a digit, '.' or ',' first: it can continue a number being written
-    words: list[tuple[int, str]]  # (token, canonical value) of number words ("eight" -> "8")
+    words: list[tuple[int, str, str]]  # (token, word, canonical value) of number words ("eight", "8")
     odd_numerals: list[tuple[int, str]]  # (token, characters) of numerals that are not digits ("½")
 
 
@@ -80,7 +81,7 @@ def _vocabulary(tokenizer: PreTrainedTokenizerBase) -> _Vocabulary:
     for token, text in enumerate(texts):
         word = text.strip().lower()
         if word.isalpha() and word not in _FREE_WORDS and (value := stated_numbers(word)):
-            words.append((token, value[0]))
+            words.append((token, word, value[0]))
         numerals = "".join(c for c in text if not "0" <= c <= "9" and unicodedata.numeric(c, None) is not None)
         if numerals:
             odd.append((token, numerals))
@@ -128,8 +129,8 @@ class GroundedNumbers:
             text = v.texts[token]
             tail = run + text if run and v.glues[token] else text
             banned[token] = not self._fits(tail, prompt.numbers, prompt.prefixes)
-        for token, value in v.words:
-            if token < vocab and value not in prompt.values:
+        for token, word, value in v.words:  # the word itself: "twenty" may begin the prompt's "twenty five"
+            if token < vocab and value not in prompt.values and word not in prompt.words:
                 banned[token] = True
         for token, numerals in v.odd_numerals:
             if token < vocab and not all(c in prompt.text for c in numerals):
@@ -139,7 +140,8 @@ class GroundedNumbers:
     def _prompt(self, ids: tuple[int, ...]) -> _Prompt:
         if ids not in self._prompts:
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            self._prompts[ids] = _Prompt(text, *allowed_numbers(text), frozenset(stated_numbers(text)))
+            self._prompts[ids] = _Prompt(text, *allowed_numbers(text), frozenset(stated_numbers(text)),
+                                         frozenset(re.findall(r"[a-z]+", text.lower())))
         return self._prompts[ids]
 
     @staticmethod
