@@ -157,6 +157,7 @@ class BatchJob:
     workers: int | None = None  # Ray actors, each with its own pipeline (default: one per CPU)
     block_size: int = 16  # records per model batch and per part file
     progress: bool = True
+    threads: int | None = None  # torch threads in each Ray actor (default 1: an actor reserves one CPU)
 
     def run(self) -> JobReport:
         """Do what is left of the job, merge, and report; a bad record is an error line, not a failure."""
@@ -207,7 +208,8 @@ class BatchJob:
         with tqdm(total=initial + len(pending), initial=initial + len(bad), unit="rec", desc="batch",
                   disable=not self.progress, dynamic_ncols=True) as bar:
             if executor == "ray":
-                return executor, run_on_ray(good, store, bar, self.pipeline, self.block_size, self.workers)
+                return executor, run_on_ray(good, store, bar, self.pipeline, self.block_size, self.workers,
+                                             self.threads)
             for block in blocks(good, self.block_size):
                 store.write(summarize_block(pipeline, [r.id for r in block], [r.line for r in block]))
                 bar.update(len(block))

@@ -27,10 +27,14 @@ if TYPE_CHECKING:
 class SummarizeActor:
     """A Ray Data callable class: one pipeline per actor, one model batch per block."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, threads: int | None = None) -> None:
+        from ..threads import set_threads
         from .work import load_pipeline
 
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        # actors share the machine, each with one CPU reserved (num_cpus=1): one torch thread each
+        # unless asked, before the pipeline loads torch
+        set_threads(threads or 1)
         self.pipeline = load_pipeline(spec)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -64,9 +68,9 @@ def connect(address: str | None) -> None:
 
 
 def run_on_ray(pending: Sequence["Record"], store: "PartStore", bar: "tqdm", spec: str, block_size: int,
-               workers: int | None) -> int:
+               workers: int | None, threads: int | None = None) -> int:
     """Summarize the pending records on Ray (`connect` first), writing a part per finished block;
-    return the actor count."""
+    return the actor count. `threads`: torch threads per actor (default 1)."""
     import ray
     import ray.data
     import ray.exceptions
@@ -80,7 +84,7 @@ def run_on_ray(pending: Sequence["Record"], store: "PartStore", bar: "tqdm", spe
     workers = workers or default_workers(ray.cluster_resources().get("CPU", 1))
     dataset = ray.data.from_items([{"id": r.id, "line": r.line} for r in pending],
                                   override_num_blocks=max(1, math.ceil(len(pending) / block_size)))
-    results = dataset.map_batches(SummarizeActor, fn_constructor_kwargs={"spec": spec}, batch_size=block_size,
+    results = dataset.map_batches(SummarizeActor, fn_constructor_kwargs={"spec": spec, "threads": threads}, batch_size=block_size,
                                   compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
                                   batch_format="numpy")
     # prefetch_batches=0: with prefetching a finished block is held back until the next one is

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..batch import EXECUTORS, RAY_MIN_CPUS
+from ..threads import add_threads_argument, parse_threads, set_threads
 
 
 EXIT_CODES = """exit status:
@@ -29,9 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", default="auto", choices=EXECUTORS,
                    help=f"auto (default: Ray given a cluster address or RAY_ADDRESS, or from {RAY_MIN_CPUS} CPUs; "
                         "else this process), local (this process only) or ray")
+    add_threads_argument(p, workers_note=" (local executor; each Ray actor: 1)")
 
 
 def execution_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of how a batch runs, shared with `qfsum bench batch`."""
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--workers", type=int, default=None, help="Ray actors, one pipeline each (default: one per CPU)")
     p.add_argument("--block-size", type=int, default=16, help="records per model batch and per part file (default 16)")
@@ -40,10 +43,14 @@ def execution_arguments(p: argparse.ArgumentParser) -> None:
 
 def batch(args: argparse.Namespace) -> None:
     """`qfsum batch`: the body of the command; exits 1 if some records became error lines."""
+    from .. import quiet
     from ..batch.job import BatchJob
 
+    threads = parse_threads(args.threads)
+    set_threads(threads)  # this process: the local executor's pipeline; Ray actors get `threads` or 1
+    quiet.hide_native_stderr()  # Ray's core-worker lines (unless -v)
     job = BatchJob(args.input, args.output, args.pipeline, args.executor, args.ray_address, args.workers,
-                   args.block_size, progress=not args.no_progress)
+                   args.block_size, progress=not args.no_progress, threads=threads)
     report = job.run()
     print(report.summary_line(Path(args.output)))
     if report.errors:

@@ -11,10 +11,11 @@ import math
 import os
 import select
 import sys
-import warnings
 
+from .. import quiet, threads
 from ..errors import QfsumError
 from . import batch, bench, evaluate, serve, summarize, train
+from .help import HelpFormatter, finish_help
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
@@ -26,24 +27,28 @@ AT_LEAST_ZERO = ("val_limit",)  # 0 means all
 ABOVE_ZERO = ("sample_temperature", "memory_limit")
 
 
-def _quiet_libraries() -> None:
-    """Keep library progress bars and warnings off the user's terminal."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    if not sys.warnoptions:  # `python -W ...` or PYTHONWARNINGS still shows them
-        warnings.simplefilter("ignore")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The whole `qfsum` parser: each command group registers its subcommands."""
-    parser = argparse.ArgumentParser(prog="qfsum", description="Query-focused summarization of long documents.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="qfsum", description="Query-focused summarization of long documents.", formatter_class=HelpFormatter,
+        epilog="examples:\n  qfsum summarize report.txt -q \"What was decided?\"\n  qfsum COMMAND --help")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show library warnings, progress bars and log lines (default: off)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in (summarize, evaluate, train, bench, serve, batch):
         group.register(sub)
+    finish_help(parser)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qfsum")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -73,11 +78,13 @@ def _stdout_reader_gone() -> bool:
 
 
 def _run(argv: list[str] | None) -> int:
+    threads.prepare_environment()  # before anything loads torch: OpenMP reads it once
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in model cards
     try:
         _check_numbers(args)
-        _quiet_libraries()
+        quiet.set_verbose(args.verbose)
+        quiet.quiet_libraries()
         args.func(args)
         sys.stdout.flush()  # a closed pipe shows up here, inside main, not at interpreter exit
     except QfsumError as err:

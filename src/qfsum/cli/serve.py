@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import QfsumError
+from ..threads import add_threads_argument, parse_threads, set_threads
 
 if TYPE_CHECKING:  # fastapi and the models load only when a command runs, not when the parser is built
     from ..pipeline import Pipeline
@@ -77,16 +78,19 @@ def serve(args: argparse.Namespace) -> None:
     from ..serving.server import check_bindable, run
 
     config = server_config(args)
+    threads = parse_threads(args.threads)
     if not 0 <= args.port <= 65535:
         raise QfsumError(f"--port must be 0-65535, got {args.port}")
     check_bindable(args.host, args.port)
     if not _is_loopback(args.host) and config.api_key is None:
         print(f"qfsum: warning: serving on {args.host} without {API_KEY_ENV}: anyone who can reach it may use it",
               file=sys.stderr)
+    # one model thread runs every batch (batcher.ModelThread): it gets the machine's cores
+    threads = set_threads(threads)
     pipeline = load_serving_pipeline(args.pipeline, config.max_batch_size)
     mode = "naive, one request at a time" if config.mode == "naive" else f"micro-batches of up to {config.max_batch_size}"
-    print(f"qfsum: serving '{pipeline.config.name}' on http://{args.host}:{args.port} ({mode})", file=sys.stderr,
-          flush=True)
+    print(f"qfsum: serving '{pipeline.config.name}' on http://{args.host}:{args.port} ({mode}, {threads} torch threads)",
+          file=sys.stderr, flush=True)
     run(create_app(pipeline, config), args.host, args.port, log_level=args.log_level, proxy_headers=args.proxy_headers)
 
 
@@ -94,7 +98,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of `qfsum serve` (and of the servers `qfsum bench serve` starts)."""
     p.add_argument("--pipeline", "-p", default="default", help="packaged pipeline name or saved directory")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--max-batch-size", type=int, default=16, help="queries per model call at most (default 16)")
     p.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits to fill (default 10)")
     p.add_argument("--max-queue", type=int, default=256, help="queries waiting at most; then 429 (default 256)")
@@ -111,11 +115,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proxy-headers", action="store_true",
                    help="trust X-Forwarded-For/-Proto (only behind a reverse proxy on this machine)")
     p.add_argument("--naive", action="store_true", help="no batching: one pipeline call per request (a baseline)")
-    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                   help="uvicorn's log level (access lines at info)")
 
 
 def register(sub: Any) -> None:
     """Add `serve` to the top-level subparsers."""
     p = sub.add_parser("serve", help="HTTP API and web page (micro-batched; loopback by default)")
     add_arguments(p)
+    add_threads_argument(p)
     p.set_defaults(func=serve)
