@@ -8,10 +8,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import re
 import secrets
-from collections.abc import Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal, TypeVar
@@ -19,26 +21,29 @@ from typing import Literal, TypeVar
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Receive
+from starlette.types import Receive, Scope, Send
 
 from .. import __version__
 from ..document import Document
 from ..errors import QfsumError
 from ..pipeline import Pipeline
 from .batcher import (DeadlineExceeded, MicroBatcher, NaiveRunner, PipelineFailed, QueueFull, Result, ShuttingDown,
-                      TooMuchWork)
+                      TooMuchWork, as_settled)
 from .metrics import Metrics
 from .middleware import BodyLimit, HostCheck, RecordMetrics, SecurityHeaders
-from .models import (Answer, DocumentIn, DocumentResponse, ErrorBody, Health, Ready, SegmentOut, SummarizeRequest,
-                     SummarizeResponse)
+from .models import (MAX_QUERIES, MAX_QUERY_CHARS, Answer, DocumentIn, DocumentResponse, ErrorBody, Health, Info,
+                     Limits, Ready, SegmentOut, StreamAnswer, StreamDocument, StreamDone, StreamError, StreamRequest,
+                     SummarizeRequest, SummarizeResponse, query_problem)
 
 STATIC = resources.files("qfsum") / "serving" / "static"
 T = TypeVar("T")
+NDJSON = "application/x-ndjson"
+log = logging.getLogger("qfsum.serving")
 _VALIDATOR_NAME = re.compile(r"function-\w+\[\w+\(\), (\w+)\]")  # pydantic's name for an Annotated str: "str"
 
 
@@ -132,6 +137,49 @@ def create_app(pipeline: Pipeline, config: ServerConfig | None = None) -> FastAP
         return SummarizeResponse(id=document.id, answers=[_answer(r) for r in results],
                                  document=document.text if body.options.include_document else None)
 
+    @app.post("/v1/summarize/stream", dependencies=guards, response_class=StreamingResponse,
+              responses={**errors, 200: {"content": {NDJSON: {}}, "description": _STREAM_LINES},
+                         429: {"model": ErrorBody, "description": "busy; see Retry-After"}})
+    async def stream(body: StreamRequest) -> StreamingResponse:
+        """Answer each question about the document (sent once), one JSON line per answer as soon as it is
+        done. Request errors (document, size, admission) are a status before the stream; a question that
+        fails is an error line of its own. A client that hangs up stops the questions not yet started."""
+        document = await run_in_threadpool(body.to_document)
+        _check_size(document, config)
+        problems = {i: f"the question {p}" for i, q in enumerate(body.queries) if (p := query_problem(q))}
+        asked = [i for i in range(len(body.queries)) if i not in problems]
+        timeout = min(body.options.timeout_s or config.deadline_s, config.deadline_s)
+        deadline = asyncio.get_running_loop().time() + timeout
+        # admission is decided here, before the stream starts, so a refusal is a plain 429 / 413 / 503
+        futures = runner.enqueue([(document, body.queries[i]) for i in asked], timeout) if asked else []
+
+        async def lines() -> AsyncIterator[str]:
+            answered = failed = 0
+            try:
+                if body.options.include_document:
+                    yield _line(StreamDocument(id=document.id, text=document.text))
+                for i, problem in problems.items():
+                    failed += 1
+                    yield _line(StreamError(index=i, query=body.queries[i], status=422, detail=problem))
+                async with aclosing(as_settled(futures, deadline)) as settled:
+                    async for k, outcome in settled:
+                        i = asked[k]
+                        if isinstance(outcome, Result):
+                            answered += 1
+                            metrics.queries.inc()
+                            yield _line(StreamAnswer(**_answer(outcome).model_dump(), index=i))
+                        else:
+                            failed += 1
+                            status, detail = _question_error(outcome)
+                            yield _line(StreamError(index=i, query=body.queries[i], status=status, detail=detail))
+                yield _line(StreamDone(id=document.id, answered=answered, failed=failed))
+            finally:
+                for future in futures:  # the client left or the stream broke: drop what is still queued
+                    future.cancel()
+
+        return _LineStream(lines(), media_type=NDJSON,
+                           headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
     @app.post("/v1/document", response_model=DocumentResponse, dependencies=guards, responses=errors)
     async def read(body: DocumentIn) -> DocumentResponse:
         """How the server reads a document: its text (which evidence offsets index), units and queries."""
@@ -144,6 +192,17 @@ def create_app(pipeline: Pipeline, config: ServerConfig | None = None) -> FastAP
     async def healthz() -> Health:
         """Liveness: the process answers, the pipeline is loaded (use /readyz to route traffic)."""
         return Health(pipeline=pipeline.config.name, mode=config.mode, auth=config.api_key is not None)
+
+    @app.get("/info", response_model=Info)
+    async def info() -> Info:
+        """The pipeline, whether its answers are generated, and the limits of one request (no key needed:
+        the page shows them before the document is uploaded)."""
+        writer = pipeline.config.writer.kind
+        limits = Limits(max_body_bytes=config.max_body_bytes, max_document_chars=config.max_document_chars,
+                        max_segments=config.max_segments, max_queries=MAX_QUERIES, max_query_chars=MAX_QUERY_CHARS,
+                        deadline_s=config.deadline_s)
+        return Info(pipeline=pipeline.config.name, writer=writer, generative=writer != "extractive",
+                    auth=config.api_key is not None, limits=limits)
 
     @app.head("/readyz", include_in_schema=False)
     @app.get("/readyz", response_model=Ready,
@@ -166,6 +225,10 @@ def create_app(pipeline: Pipeline, config: ServerConfig | None = None) -> FastAP
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(str(STATIC / "index.html"))
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(str(STATIC / "favicon.svg"), media_type="image/svg+xml")
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app
@@ -286,6 +349,59 @@ async def _disconnect(receive: Receive) -> None:
     """Return once the client disconnects (the body was read: the next message says so)."""
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+_STREAM_LINES = ("one JSON object per line (NDJSON): a `document` line first if `options.include_document`, then "
+                 "an `answer` line (the fields of a /v1/summarize answer plus `index`) or an `error` line (`index`, "
+                 "`query`, `status`, `detail`) per question, in the order they finish, and a last `done` line "
+                 "(`answered`, `failed`); a stream without `done` was cut off")
+
+
+class _LineStream(StreamingResponse):
+    """A streamed response that stops (and closes its line generator) as soon as the client hangs up, on
+    any ASGI server: Starlette watches for the disconnect only under ASGI spec < 2.4, and otherwise
+    notices it at the next write, which may be minutes away while a batch runs."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch() -> None:
+            await self.listen_for_disconnect(receive)
+
+        writer = asyncio.ensure_future(self.stream_response(send))
+        gone = asyncio.ensure_future(watch())
+        try:
+            await asyncio.wait({writer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            writer.cancel()  # no-op when done; stops the stream when the client left or we are cancelled
+            try:
+                await writer
+            except (asyncio.CancelledError, OSError):
+                pass
+            closing = getattr(self.body_iterator, "aclose", None)
+            if closing is not None:
+                await closing()  # runs the generator's finally: its queued questions are dropped
+
+
+def _line(model: StreamDocument | StreamAnswer | StreamError | StreamDone) -> str:
+    """One NDJSON line, `type` and `index` first (easier to read in a terminal)."""
+    data = model.model_dump(mode="json")
+    head = {key: data.pop(key) for key in ("type", "index") if key in data}
+    return json.dumps({**head, **data}, ensure_ascii=False) + "\n"
+
+
+def _question_error(err: BaseException) -> tuple[int, str]:
+    """The status and one-line reason of a question that failed alone."""
+    if isinstance(err, QfsumError):
+        status = 422
+    elif isinstance(err, DeadlineExceeded):
+        status = 504
+    elif isinstance(err, ShuttingDown):
+        status = 503
+    else:
+        if not isinstance(err, PipelineFailed):
+            log.error("a streamed question failed", exc_info=err)
+        return 500, "the pipeline failed on this question (the server logged why)"
+    return status, " ".join(str(err).split())
 
 
 def _answer(result: Result) -> Answer:

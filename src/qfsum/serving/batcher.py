@@ -13,6 +13,9 @@ Admission prices work with a `CostModel` learned from measured batches: seconds 
 indexing, encoding it). Estimates move towards every new measurement, and an idle server admits any
 request whose document fits the deadline, so one slow batch cannot lock clients out: the next batch
 re-measures. The first batch (cold caches, lazy initialisation) is not measured.
+
+`submit` answers a request's pairs all at once; `enqueue` plus `as_settled` hand each pair's answer
+over as soon as its batch is done (the streaming endpoint), with the same admission and deadline.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,11 +246,14 @@ class MicroBatcher:
         if self._thread:
             self._thread.close()
 
-    async def submit(self, pairs: Sequence[Pair], timeout_s: float) -> list[Result]:
-        """Answer the pairs (in order) within `timeout_s`, or raise QueueFull / TooMuchWork /
-        DeadlineExceeded / ShuttingDown. Raises QfsumError if the pipeline rejects one of the pairs
-        (e.g. a query too long) and PipelineFailed if it fails unexpectedly: either way for this
-        request alone, its batch-mates are answered."""
+    def enqueue(self, pairs: Sequence[Pair], timeout_s: float) -> list[asyncio.Future]:
+        """Admit the pairs as one request and queue them; return one future per pair, which gets its
+        `Result`, or QfsumError / PipelineFailed / ShuttingDown for that pair alone.
+
+        Raises QueueFull / TooMuchWork / ShuttingDown when the request is refused whole. The caller
+        enforces `timeout_s` and cancels the futures it no longer wants: their pairs, if still queued,
+        are then dropped before they cost a model call (`as_settled` does both).
+        """
         if self._closing:
             raise ShuttingDown("the server is shutting down; retry on another instance")
         loop = asyncio.get_running_loop()
@@ -256,14 +262,22 @@ class MicroBatcher:
         self._pending.extend(items)
         self._set_depth()
         self._arrived.set()
+        return [i.future for i in items]
+
+    async def submit(self, pairs: Sequence[Pair], timeout_s: float) -> list[Result]:
+        """Answer the pairs (in order) within `timeout_s`, or raise QueueFull / TooMuchWork /
+        DeadlineExceeded / ShuttingDown. Raises QfsumError if the pipeline rejects one of the pairs
+        (e.g. a query too long) and PipelineFailed if it fails unexpectedly: either way for this
+        request alone, its batch-mates are answered."""
+        futures = self.enqueue(pairs, timeout_s)
         try:
-            return await asyncio.wait_for(asyncio.gather(*(i.future for i in items)), timeout_s)
+            return await asyncio.wait_for(asyncio.gather(*futures), timeout_s)
         except TimeoutError:
             raise DeadlineExceeded(f"not answered within {timeout_s:g} s") from None
         finally:
             # on timeout, error or a client gone: the collector skips these if still queued
-            for item in items:
-                item.future.cancel()
+            for future in futures:
+                future.cancel()
 
     def _admit(self, items: list[_Item], timeout_s: float) -> None:
         """Raise TooMuchWork if the request alone cannot meet its deadline, QueueFull if the queue
@@ -348,15 +362,7 @@ class MicroBatcher:
         if not failed:  # a batch with failures ran its pairs one by one: its time says nothing of a batch
             self._learn(batch, time.perf_counter() - started, new_chars, results)
         for item, result in zip(batch, results, strict=True):
-            if item.future.done():
-                continue
-            if isinstance(result, QfsumError):
-                item.future.set_exception(result)
-            elif isinstance(result, Exception):  # a bug or a fault: this request alone gets a 500
-                log.error("the pipeline failed on one query", exc_info=result)
-                item.future.set_exception(PipelineFailed(f"{type(result).__name__}: {result}"))
-            else:
-                item.future.set_result(Result(result, len(batch), (started - item.enqueued) * 1e3))
+            _deliver(item.future, result, len(batch), (started - item.enqueued) * 1e3)
 
     def _learn(self, batch: list[_Item], seconds: float, new_chars: int, summaries: list[Summary]) -> None:
         """Measure the batch (not the first one: it pays cold caches) and remember its documents."""
@@ -384,6 +390,48 @@ class MicroBatcher:
                 item.future.set_exception(err)
 
 
+def _deliver(future: asyncio.Future, result: Summary | Exception, batch_size: int, queue_ms: float) -> None:
+    """Settle one pair's future with its summary, or with the error it raised alone."""
+    if future.done():  # its request timed out or left meanwhile
+        return
+    if isinstance(result, QfsumError):
+        future.set_exception(result)
+    elif isinstance(result, Exception):  # a bug or a fault: this request alone gets a 500
+        log.error("the pipeline failed on one query", exc_info=result)
+        future.set_exception(PipelineFailed(f"{type(result).__name__}: {result}"))
+    else:
+        future.set_result(Result(result, batch_size, queue_ms))
+
+
+async def as_settled(futures: Sequence[asyncio.Future], deadline: float) -> AsyncIterator[tuple[int, Result | Exception]]:
+    """Yield `(index, Result or exception)` for each future as it settles, in that order; those not
+    settled by `deadline` (the running loop's clock) get DeadlineExceeded.
+
+    However the iteration ends (done, closed early, cancelled because the client left), the futures
+    still pending are cancelled, so their queued pairs are dropped before they reach the model.
+    """
+    loop = asyncio.get_running_loop()
+    index = {future: i for i, future in enumerate(futures)}
+    pending = set(futures)
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()),
+                                               return_when=asyncio.FIRST_COMPLETED)
+            if not done:  # the deadline passed
+                late = DeadlineExceeded("not answered within the request's deadline")
+                for future in sorted(pending, key=index.__getitem__):
+                    yield index[future], late
+                return
+            for future in sorted(done, key=index.__getitem__):
+                if future.cancelled():
+                    yield index[future], ShuttingDown("the question was cancelled")
+                else:
+                    yield index[future], future.exception() or future.result()  # type: ignore[misc]
+    finally:
+        for future in futures:
+            future.cancel()
+
+
 class NaiveRunner:
     """The baseline the benchmark compares with: one pipeline call per request, one at a time.
 
@@ -396,6 +444,7 @@ class NaiveRunner:
         self.metrics = metrics
         self._thread: ModelThread | None = None
         self._waiting = 0
+        self._tasks: set[asyncio.Task] = set()
         self.closing = False
 
     @property
@@ -438,6 +487,41 @@ class NaiveRunner:
         if self.metrics:
             self.metrics.batch_size.observe(len(pairs))
         return [Result(s, len(pairs), (started - enqueued) * 1e3) for s in summaries]
+
+    def enqueue(self, pairs: Sequence[Pair], timeout_s: float) -> list[asyncio.Future]:
+        """Like `MicroBatcher.enqueue`, the baseline's way: one pipeline call for the request's pairs,
+        each failing alone; no admission control, and pairs are not dropped once queued."""
+        if self.closing:
+            raise ShuttingDown("the server is shutting down; retry on another instance")
+        assert self._thread is not None, "start() the runner first"
+        thread, loop = self._thread, asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in pairs]
+        enqueued = started = time.perf_counter()
+        self._waiting += len(pairs)
+        self._set_depth()
+
+        def call() -> list[Summary | Exception]:
+            nonlocal started
+            started = time.perf_counter()
+            return summarize_each(self.run_batch, pairs)
+
+        async def run() -> None:
+            try:
+                results: Sequence[Summary | Exception] = await thread.run(call)
+            except Exception as err:  # noqa: BLE001 - summarize_each isolates; anything else fails them all
+                results = [err] * len(pairs)
+            finally:
+                self._waiting -= len(pairs)
+                self._set_depth()
+            if self.metrics:
+                self.metrics.batch_size.observe(len(pairs))
+            for future, result in zip(futures, results, strict=True):
+                _deliver(future, result, len(pairs), (started - enqueued) * 1e3)
+
+        task = loop.create_task(run())
+        self._tasks.add(task)  # a reference, so the task is not collected while it runs
+        task.add_done_callback(self._tasks.discard)
+        return futures
 
     def _set_depth(self) -> None:
         if self.metrics:

@@ -10,7 +10,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import Metrics
 
-KNOWN_ROUTES = ("/v1/summarize", "/v1/document", "/healthz", "/readyz", "/metrics", "/openapi.json", "/")
+KNOWN_ROUTES = ("/v1/summarize", "/v1/summarize/stream", "/v1/document", "/info", "/healthz", "/readyz", "/metrics",
+                "/openapi.json", "/", "/favicon.ico")
 # the page runs its own script and style only, and may not be framed (clickjacking)
 PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")

@@ -102,6 +102,15 @@ class Options(BaseModel):
     include_document: bool = Field(default=False, description="echo the document text the evidence offsets refer to")
 
 
+def query_problem(query: str) -> str | None:
+    """Why a question cannot be asked ("is empty", "is 2,400 characters, over ..."), or None."""
+    if not query.strip():
+        return "is empty"
+    if len(query) > MAX_QUERY_CHARS:
+        return f"is {len(query)} characters, over the {MAX_QUERY_CHARS} limit"
+    return None
+
+
 class SummarizeRequest(DocumentIn):
     """`POST /v1/summarize`: a document and one or more questions about it."""
 
@@ -111,11 +120,19 @@ class SummarizeRequest(DocumentIn):
     @model_validator(mode="after")
     def _queries_not_blank(self) -> "SummarizeRequest":
         for i, query in enumerate(self.queries):
-            if not query.strip():
-                raise ValueError(f"queries[{i}] is empty")
-            if len(query) > MAX_QUERY_CHARS:
-                raise ValueError(f"queries[{i}] is {len(query)} characters, over the {MAX_QUERY_CHARS} limit")
+            if problem := query_problem(query):
+                raise ValueError(f"queries[{i}] {problem}")
         return self
+
+
+class StreamRequest(DocumentIn):
+    """`POST /v1/summarize/stream`: a document (sent once) and up to MAX_QUERIES questions about it.
+
+    A blank or too long question is not an error of the request: it gets an error line of its own.
+    """
+
+    queries: list[Text] = Field(min_length=1, max_length=MAX_QUERIES, description="the questions")
+    options: Options = Field(default_factory=Options)
 
 
 class EvidenceOut(BaseModel):
@@ -192,3 +209,58 @@ class Ready(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str = Field(description="one line saying what is wrong")
+
+
+class StreamDocument(BaseModel):
+    """First line of a stream with `options.include_document`: the text evidence offsets index."""
+
+    type: Literal["document"] = "document"
+    id: str
+    text: str
+
+
+class StreamAnswer(Answer):
+    """A line of the stream: the answer to `queries[index]`, with the fields of a `/v1/summarize` answer."""
+
+    type: Literal["answer"] = "answer"
+    index: int = Field(description="position of the question in the request's `queries`")
+
+
+class StreamError(BaseModel):
+    """A line of the stream: `queries[index]` was not answered, and why (the status it would have had alone)."""
+
+    type: Literal["error"] = "error"
+    index: int = Field(description="position of the question in the request's `queries`")
+    query: str
+    status: int = Field(description="422 bad question, 500 pipeline failure, 503 shutting down, 504 past the deadline")
+    detail: str = Field(description="one line saying what is wrong")
+
+
+class StreamDone(BaseModel):
+    """Last line of a complete stream (a stream without it was cut off)."""
+
+    type: Literal["done"] = "done"
+    id: str
+    answered: int
+    failed: int
+
+
+class Limits(BaseModel):
+    """What one request may hold; larger requests are refused (413, 422)."""
+
+    max_body_bytes: int = Field(description="largest request body (the JSON, document included)")
+    max_document_chars: int = Field(description="largest document, in characters of the text as read")
+    max_segments: int = Field(description="most units (paragraphs, turns, segments) in one document")
+    max_queries: int = Field(description="most questions in one request")
+    max_query_chars: int = Field(description="longest question")
+    deadline_s: float = Field(description="a request not answered by then gets 504 (or error lines, streaming)")
+
+
+class Info(BaseModel):
+    """`GET /info`: what the server runs and the limits of one request (for clients to check before sending)."""
+
+    pipeline: str
+    writer: str = Field(description="the writer kind: 'extractive' quotes the document, others generate text")
+    generative: bool = Field(description="whether answers are written by a model (check them against their evidence)")
+    auth: bool = Field(description="whether /v1 needs a bearer token")
+    limits: Limits
