@@ -5,27 +5,22 @@
     python benchmarks/paired_bootstrap.py runs/evaluate-hybrid-w256-val runs/evaluate-default-dpr-val \
         --metrics rouge1,rouge2,rougeLsum
 
-For each metric: the mean of A and of B over the examples both have, B - A, a 95 % interval of
-B - A from resampling the examples (10,000 draws), and the share of draws where B does not beat A
-(a one-sided p-value). Examples where a metric is missing (no gold span) are left out of it.
+A thin wrapper kept for the commands in the docs: the bootstrap lives in
+`qfsum.evaluation.bootstrap`, and `qfsum compare RUN_A RUN_B` is the command to use (it picks the
+metrics both runs have). For each metric: the mean of A and of B over the examples both have,
+B - A, a 95 % interval of B - A from resampling the examples (10,000 draws), and the share of
+draws where B does not beat A (a one-sided p-value). Examples where a metric is missing (no gold
+span) are left out of it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
-import numpy as np
-
-
-def read(folder: Path) -> dict[str, dict]:
-    """Rows by example id: an `evaluate-extractor` folder (per_example.jsonl), an `evaluate` folder
-    (predictions.jsonl, with per-example ROUGE) or either file."""
-    path = folder
-    if folder.is_dir():
-        path = folder / "per_example.jsonl" if (folder / "per_example.jsonl").exists() else folder / "predictions.jsonl"
-    return {row["id"]: row for row in map(json.loads, path.read_text().splitlines())}
+from qfsum.errors import QfsumError
+from qfsum.evaluation.bootstrap import check_same_examples, format_differences, paired_differences, read_rows
 
 
 def main() -> None:
@@ -36,17 +31,13 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    a, b = read(args.a), read(args.b)
-    rng = np.random.default_rng(args.seed)
-    print(f"{'metric':<16}{'n':>5}{'A':>8}{'B':>8}{'B-A':>8}   95% interval   p(B<=A)")
-    for metric in args.metrics.split(","):
-        ids = [i for i in a if i in b and a[i].get(metric) is not None and b[i].get(metric) is not None]
-        diff = np.array([b[i][metric] - a[i][metric] for i in ids], dtype=np.float64)
-        draws = diff[rng.integers(0, len(diff), size=(args.draws, len(diff)))].mean(axis=1)
-        low, high = np.percentile(draws, [2.5, 97.5])
-        mean_a = np.mean([a[i][metric] for i in ids])
-        print(f"{metric:<16}{len(ids):>5}{mean_a:>8.2f}{mean_a + diff.mean():>8.2f}{diff.mean():>+8.2f}"
-              f"   [{low:+.2f}, {high:+.2f}]   {np.mean(draws <= 0):.4f}")
+    try:
+        a, b = read_rows(args.a), read_rows(args.b)
+        check_same_examples(a, b, (str(args.a), str(args.b)))
+    except QfsumError as err:
+        sys.exit(f"error: {err}")
+    differences = paired_differences(a, b, args.metrics.split(","), draws=args.draws, seed=args.seed)
+    print("\n".join(format_differences(differences)))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`qfsum evaluate` and `qfsum evaluate-extractor`."""
+"""`qfsum evaluate`, `qfsum evaluate-extractor` and `qfsum report`."""
 
 from __future__ import annotations
 
@@ -28,19 +28,29 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from ..evaluation.rouge import ROUGE_KEYS
     from ..evaluation.runner import evaluate
     from ..pipeline import Pipeline
+    from ..support import build_support_scorer
 
     examples = _examples(args)
+    support = build_support_scorer(args.support_scorer)  # before the pipeline: a bad spec fails at once
     pipeline = Pipeline.load(args.pipeline)
     out = Path(args.out) if args.out else _default_out("evaluate", args.pipeline, args)
     label = f"{Path(args.data).resolve()}:{args.split}"
-    metrics = evaluate(pipeline, examples, out, label, progress=not args.no_progress)
+    metrics = evaluate(pipeline, examples, out, label, progress=not args.no_progress, support=support)
     shown = {**{k: k for k in ROUGE_KEYS}, "numbers": "number_precision", "names": "name_precision",
              "supported": "supported_sentences"}  # faithfulness against the evidence, 0..1
     print(f"{'pipeline':<24}" + "".join(f"{k:>10}" for k in shown) + f"{'n':>6}{'seconds':>10}")
     print(f"{Path(str(args.pipeline)).name:<24}"
           + "".join(f"{metrics[k]:>10.2f}" if k in ROUGE_KEYS else f"{metrics[k]:>10.3f}" for k in shown.values())
           + f"{metrics['n']:>6}{metrics['seconds']:>10.1f}")
-    print(f"wrote {out}/metrics.json and {out}/predictions.jsonl")
+    print(f"supported: judged by the {metrics['support_scorer']} support scorer; "
+          "rougeL is plain LCS, rougeLsum QMSum's R-L")
+    print(f"wrote {out}/metrics.json, {out}/predictions.jsonl and {out}/report.html")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from ..evaluation.report import write_report
+
+    print(f"wrote {write_report(Path(args.run))}")
 
 
 def segmenter_config(segment: str):
@@ -99,6 +109,7 @@ def cmd_evaluate_extractor(args: argparse.Namespace) -> None:
         print(f"topall against gold: turn precision {metrics['span_precision']:.2f}, turn recall "
               f"{metrics['span_recall']:.2f}, spans touched {metrics['gold_span_recall']:.2f}"
               f"  ({metrics['n_with_spans']} of {metrics['n']} examples have gold spans)")
+    print("rougeL is plain ROUGE-L (one LCS over the whole text); rougeLsum is QMSum's R-L (per sentence)")
     print(f"wrote {out}/metrics.json")
 
 
@@ -106,17 +117,35 @@ def data_arguments(p: argparse.ArgumentParser) -> None:
     """The data flags every evaluation command shares."""
     p.add_argument("--data", required=True, help="QMSum folder, folder of meetings, .json meeting or .jsonl file")
     p.add_argument("--split", default=None, help="val or test (or train) inside a QMSum folder")
-    p.add_argument("--limit", type=int, default=None, help="only the first N examples (fixed order)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="only the first N examples (fixed order); a larger N on the same --out adds the rest")
     p.add_argument("--out", default=None, help="output folder (default runs/...)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help, and examples kept on their own lines."""
+
+
 def register(sub: Any) -> None:
-    """Add `evaluate` and `evaluate-extractor` to the top-level subparsers."""
-    p = sub.add_parser("evaluate", help="ROUGE of a pipeline on a data set")
+    """Add `evaluate`, `report` and `evaluate-extractor` to the top-level subparsers."""
+    p = sub.add_parser(
+        "evaluate", help="ROUGE and faithfulness of a pipeline on a data set, with an HTML report",
+        formatter_class=_Formatter,
+        epilog="examples:\n  qfsum evaluate --data ../shared/data/qmsum --split val -p extractive --limit 20\n"
+               "  qfsum evaluate --data data.jsonl -p default --support-scorer path/to/nli-model --out runs/nli",
+    )
     data_arguments(p)
     p.add_argument("--pipeline", "-p", required=True, help="packaged pipeline name or saved directory")
+    p.add_argument("--support-scorer", default="lexical",
+                   help="what judges supported_sentences: lexical, or a Hugging Face NLI / fact-checking "
+                        "sequence-classification model (hub id or local directory)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="rebuild report.html of an evaluate run folder",
+                       epilog="example:\n  qfsum report runs/evaluate-default-val", formatter_class=_Formatter)
+    p.add_argument("run", help="an evaluate run folder (with predictions.jsonl)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("evaluate-extractor", help="top-k ROUGE and span precision/recall of a scorer")
     data_arguments(p)

@@ -5,25 +5,31 @@ Per example (None where the answer states no number, no name, or no sentence):
   (`number_precision_document`: in the whole document);
 - `name_precision`, `name_precision_document`: the same for capitalised names and terms;
 - `supported_sentences`: share of the answer's sentences that some evidence segment supports
-  (`grounding.LexicalSupport` score at least `SUPPORT_THRESHOLD`).
+  (a support scorer's score at least `SUPPORT_THRESHOLD`; `grounding.LexicalSupport` by default,
+  any scorer of `qfsum.support.build_support_scorer` on request).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from ..grounding import SUPPORT_THRESHOLD, LexicalSupport, cite, names, numbers, precision
+from ..grounding import SUPPORT_THRESHOLD, cite, names, numbers, precision
+
+if TYPE_CHECKING:
+    from ..support import SupportScorer
 
 FAITHFULNESS_KEYS = ("number_precision", "number_precision_document", "name_precision", "name_precision_document",
                      "supported_sentences")
 
 
 def faithfulness(answer: str, evidence: Sequence[str], document: str,
-                 scorer: LexicalSupport | None = None) -> dict[str, float | None]:
-    """The faithfulness metrics of one answer, in [0, 1] (None where undefined)."""
+                 scorer: SupportScorer | None = None) -> dict[str, float | None]:
+    """The faithfulness metrics of one answer, in [0, 1] (None where undefined); `scorer` judges
+    sentence support (None: the lexical scorer)."""
     claimed_numbers, claimed_names = numbers(answer), names(answer)
     joined = "\n".join(evidence)
-    sentences = cite(answer, evidence, scorer, SUPPORT_THRESHOLD)
+    sentences = cite(answer, evidence, scorer, SUPPORT_THRESHOLD)  # type: ignore[arg-type]  # any SupportScorer
     return {
         "number_precision": precision(claimed_numbers, joined, numbers),
         "number_precision_document": precision(claimed_numbers, document, numbers),

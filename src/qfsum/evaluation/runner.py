@@ -1,7 +1,9 @@
 """The runners behind `qfsum evaluate` and `qfsum evaluate-extractor`.
 
 Both write their outputs into one folder. `evaluate` appends each prediction to
-`predictions.jsonl` as soon as it is made, so an interrupted run picks up where it stopped.
+`predictions.jsonl` as soon as it is made, so an interrupted run picks up where it stopped, and a
+run with a larger `--limit` on the same folder only makes the predictions it lacks. It ends by
+writing `metrics.json` and the HTML report (`report.html`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from ..budget import TokenCounter
 from ..document import Example
 from ..errors import QfsumError
 from ..pipeline import Pipeline
+from ..support import SupportScorer, build_support_scorer
+from ..text import count_words
 from .extractor import aggregate, example_metrics, gold_ranking
 from .faithfulness import faithfulness, mean_defined
 from .rouge import ROUGE_KEYS, mean_scores, rouge
+from .runs import query_type
 
 RUN_FILE = "run.json"
 
@@ -60,20 +65,49 @@ def _check_examples(examples: Sequence[Example], out: Path) -> None:
 
 
 def _check_same_run(out: Path, run: dict[str, Any]) -> None:
-    previous = out / RUN_FILE
-    if previous.exists():
-        if json.loads(previous.read_text()) != run:
+    """Refuse a folder that holds another pipeline's, data's or support scorer's results; accept
+    the same run again (resume) or with more examples (a larger `--limit`: the first ones are kept)."""
+    path = out / RUN_FILE
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous.get("pipeline") != run["pipeline"] or previous.get("data") != run["data"]:
             raise QfsumError(f"{out}: holds results of a different pipeline or data; pick another --out")
-    else:
-        previous.write_text(json.dumps(run, indent=2) + "\n")
+        scorer = previous.get("support_scorer", "lexical")  # runs from before the option: lexical
+        if scorer != run["support_scorer"]:
+            raise QfsumError(f"{out}: its sentences were judged by support scorer '{scorer}'; pass "
+                             f"--support-scorer {scorer} or pick another --out")
+        old, new = previous.get("ids", []), run["ids"]
+        if new[: len(old)] != old:
+            if old[: len(new)] == new:
+                raise QfsumError(f"{out}: holds {len(old)} examples, more than the {len(new)} asked for; "
+                                 "raise --limit or pick another --out")
+            raise QfsumError(f"{out}: holds results of a different pipeline or data; pick another --out")
+        if new == old:
+            return
+    tmp = path.with_suffix(".tmp")  # a kill mid-write must not leave half a run.json
+    tmp.write_text(json.dumps(run, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def evaluate(
-    pipeline: Pipeline, examples: Sequence[Example], out: Path, data_label: str, progress: bool = True
-) -> dict[str, float]:
-    """Summarize every example, score it with ROUGE, and write predictions and metrics to `out`."""
+    pipeline: Pipeline,
+    examples: Sequence[Example],
+    out: Path,
+    data_label: str,
+    progress: bool = True,
+    support: SupportScorer | None = None,
+    report: bool = True,
+) -> dict[str, Any]:
+    """Summarize every example, score it with ROUGE and the faithfulness metrics, and write
+    predictions, metrics and (with `report`) the HTML report to `out`.
+
+    `support` judges whether evidence supports each answer sentence (`supported_sentences`); None is
+    the lexical scorer. Its name is recorded in `run.json` and `metrics.json`.
+    """
+    support = support or build_support_scorer("lexical")
     _check_examples(examples, out)
-    _check_same_run(out, {"pipeline": pipeline.config.to_dict(), "data": data_label, "ids": [e.id for e in examples]})
+    _check_same_run(out, {"pipeline": pipeline.config.to_dict(), "data": data_label,
+                          "ids": [e.id for e in examples], "support_scorer": support.name})
     predictions_path = out / "predictions.jsonl"
     done = _read_done(predictions_path)
     todo = [e for e in examples if e.id not in done]
@@ -89,15 +123,19 @@ def evaluate(
             summaries = pipeline.summarize_batch([(e.document, e.query) for e in chunk])
             seconds = (time.perf_counter() - start) / len(chunk)
             for example, summary in zip(chunk, summaries, strict=True):
+                evidence = [e.segment for e in summary.evidence]
                 row = {
                     "id": example.id,
                     "query": example.query,
+                    "query_type": query_type(example.id),
+                    "document_words": count_words(example.document.text),
                     "prediction": summary.text,
                     "references": example.references,
-                    "evidence": [e.segment.index for e in summary.evidence],
+                    "evidence": [s.index for s in evidence],
+                    "evidence_spans": [[s.start, s.end] for s in evidence],  # offsets into the document
                     "seconds": seconds,
                     **rouge(summary.text, example.references),
-                    **faithfulness(summary.text, [e.segment.text for e in summary.evidence], example.document.text),
+                    **faithfulness(summary.text, [s.text for s in evidence], example.document.text, support),
                 }
                 done[example.id] = row
                 sink.write(json.dumps(row) + "\n")
@@ -107,12 +145,17 @@ def evaluate(
     metrics = {
         **mean_scores([{k: r[k] for k in ROUGE_KEYS} for r in rows]),
         **mean_defined(rows),  # rows of runs from before the faithfulness metrics lack them: nan, n_* 0
+        "support_scorer": support.name,  # what judged supported_sentences
         "n": len(rows),
         "seconds": sum(r["seconds"] for r in rows),
         "wall_seconds": time.perf_counter() - wall,
         "resumed": len(examples) - len(todo),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if report:
+        from .report import write_report
+
+        write_report(out, examples)
     return metrics
 
 
