@@ -14,7 +14,7 @@ import sys
 
 from .. import quiet, threads
 from ..errors import QfsumError
-from . import batch, bench, evaluate, serve, summarize, train
+from . import batch, bench, compare, evaluate, serve, summarize, train
 from .help import HelpFormatter, finish_help
 
 EXIT_USAGE = 2
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show library warnings, progress bars and log lines (default: off)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (summarize, evaluate, train, bench, serve, batch):
+    for group in (summarize, evaluate, compare, train, bench, serve, batch):
         group.register(sub)
     finish_help(parser)
     return parser
