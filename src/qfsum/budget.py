@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from .document import Evidence, Segment
+from .document import Evidence
 from .text import count_words
 
 if TYPE_CHECKING:  # annotations only: transformers loads when a model does
@@ -64,7 +65,7 @@ def _piece(item: Evidence, start: int, end: int) -> Evidence:
     """The part of `item` between document offsets `start` and `end`, with the same score."""
     seg = item.segment
     text = seg.text[start - seg.start : end - seg.start]
-    return Evidence(Segment(seg.index, text, start, end, seg.speaker), item.score)
+    return Evidence(replace(seg, text=text, start=start, end=end), item.score)  # replace: keeps speaker and pages
 
 
 def _uncovered(item: Evidence, taken: Sequence[tuple[int, int]]) -> list[Evidence]:
@@ -88,7 +89,7 @@ def _merge_touching(chosen: list[Evidence]) -> list[Evidence]:
     for item in sorted(chosen, key=lambda e: e.segment.start):
         if merged and merged[-1].segment.end == item.segment.start:
             last = merged[-1].segment
-            joined = Segment(last.index, last.text + item.segment.text, last.start, item.segment.end, last.speaker)
+            joined = replace(last, text=last.text + item.segment.text, end=item.segment.end)
             merged[-1] = Evidence(joined, max(merged[-1].score, item.score))
         else:
             merged.append(item)

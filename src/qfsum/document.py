@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from .text import require_unicode
@@ -22,6 +23,19 @@ class Segment:
     start: int  # character offset of the span in Document.text (inclusive)
     end: int  # character offset (exclusive)
     speaker: str | None = None
+    # Paged sources (PDF): where each page starts in Document.text, shared with the document, so the
+    # page follows the offsets through every split and merge (see `page`).
+    page_starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def page(self) -> int | None:
+        """The page (1-based) the segment starts on; None for sources without pages."""
+        return bisect_right(self.page_starts, self.start) if self.page_starts else None
+
+    @property
+    def last_page(self) -> int | None:
+        """The page (1-based) the segment ends on; None for sources without pages."""
+        return bisect_right(self.page_starts, max(self.end - 1, self.start)) if self.page_starts else None
 
 
 @dataclass
@@ -35,6 +49,11 @@ class Document:
     text: str
     units: list[Segment] = field(default_factory=list)
     id: str = "document"
+    page_starts: tuple[int, ...] = ()  # paged sources (PDF): offset in `text` where each page starts
+
+    def page_at(self, offset: int) -> int | None:
+        """The page (1-based) holding character `offset`; None for sources without pages."""
+        return bisect_right(self.page_starts, offset) if self.page_starts else None
 
     def __post_init__(self) -> None:
         require_unicode(self.text, self.id)  # unit texts and speakers are spans of, or joined into, the text
@@ -42,7 +61,10 @@ class Document:
     @property
     def fingerprint(self) -> str:
         """A stable hash of the text, used to cache per-document work (embeddings, indexes)."""
-        return hashlib.sha1(self.text.encode("utf-8")).hexdigest()
+        digest = hashlib.sha1(self.text.encode("utf-8"))
+        if self.page_starts:  # same text, other pages: segments (which carry pages) must not be shared
+            digest.update(repr(self.page_starts).encode())
+        return digest.hexdigest()
 
     @classmethod
     def from_units(cls, units: list[tuple[str | None, str]], id: str = "document") -> "Document":
@@ -70,7 +92,12 @@ class Evidence:
 
     def to_dict(self) -> dict:
         s = self.segment
-        return {"segment": s.index, "score": round(float(self.score), 6), "start": s.start, "end": s.end, "text": s.text}
+        data = {"segment": s.index, "score": round(float(self.score), 6), "start": s.start, "end": s.end, "text": s.text}
+        if s.page is not None:  # paged sources only: other outputs keep their keys
+            data["page"] = s.page
+            if s.last_page != s.page:
+                data["last_page"] = s.last_page
+        return data
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Readers: plain text, Markdown, JSONL and QMSum meeting files into Documents and Examples.
+"""Readers: plain text, Markdown, JSONL and QMSum meeting files into Documents and Examples;
+PDF, HTML and DOCX files (and http(s) URLs) through `qfsum.formats`.
 
 Every reader failure that is the input's fault raises `QfsumError` with a one-line reason
 (which file, which line), never a bare traceback.
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from .document import Document, Example, Segment
 from .errors import QfsumError
+from .formats import detect_format, is_url, read_format
 from .text import require_unicode
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # ~10M words; a 600K-token book is ~3 MB
@@ -25,6 +28,11 @@ _PARAGRAPH = re.compile(r"(?:[^\n]|\n(?![ \t\r]*\n))+")
 
 def read_text_file(path: str | Path) -> str:
     """Read a UTF-8 file, with clear errors for missing, huge, binary or undecodable files."""
+    return decode_text(read_bytes(path), str(path))
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """Read a file's bytes, with clear errors for missing, huge or unreadable files."""
     path = Path(path)
     if not path.exists():
         raise QfsumError(f"{path}: no such file")
@@ -34,10 +42,9 @@ def read_text_file(path: str | Path) -> str:
     if size > MAX_FILE_BYTES:
         raise QfsumError(f"{path}: file is {size / 2**20:.0f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as err:
         raise QfsumError(f"{path}: cannot read ({err.strerror})") from None
-    return decode_text(data, str(path))
 
 
 def decode_text(data: bytes, source: str = "input") -> str:
@@ -186,12 +193,47 @@ def jsonl_example(record: dict[str, Any], where: str) -> Example:
     return Example(str(record.get("id", where)), document, query.strip(), references, spans)
 
 
+def document_from_bytes(data: bytes, source: str, id: str, name: str = "", content_type: str | None = None,
+                        charset: str | None = None) -> Document:
+    """A document from raw bytes: PDF, HTML or DOCX when the content (or else `name`'s extension, or
+    else `content_type`) says so, UTF-8 text otherwise (in `charset` if a server named one)."""
+    kind = detect_format(data, name, content_type)
+    if kind:
+        return read_format(kind, data, source, id)
+    if charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8", "us-ascii", "ascii"):
+        return document_from_text(_decode_charset(data, charset, source), id)
+    return document_from_text(decode_text(data, source), id)
+
+
+def _decode_charset(data: bytes, charset: str, source: str) -> str:
+    try:
+        return data.decode(charset)
+    except LookupError:
+        raise QfsumError(f"{source}: unknown character set '{charset}'") from None
+    except UnicodeDecodeError as err:
+        raise QfsumError(f"{source}: not valid {charset} (byte {err.start})") from None
+
+
+def read_url(url: str) -> Document:
+    """Fetch an http(s) URL (bounded in size and time, see `qfsum.formats.fetch`) as a document."""
+    from .formats.fetch import fetch  # urllib and ssl: only when a URL is read
+
+    page = fetch(url)
+    path = urlsplit(page.url).path
+    id = PurePosixPath(path).stem or urlsplit(page.url).hostname or "page"
+    return document_from_bytes(page.data, url, id, name=path, content_type=page.content_type, charset=page.charset)
+
+
 def read_document(path: str | Path) -> tuple[Document, list[str]]:
     """Read one document for summarizing, with any queries the file itself carries.
 
-    Text and Markdown files carry no queries; a QMSum meeting carries all of its queries;
-    a JSONL file gives its first record's document and query.
+    `path` is a file or an http(s) URL. PDF, HTML and DOCX are recognised by content or extension;
+    other files are UTF-8 text (Markdown included). Text, PDF, HTML and DOCX carry no queries; a
+    QMSum meeting (.json) carries all of its queries; a JSONL file gives its first record's document
+    and query.
     """
+    if isinstance(path, str) and is_url(path):
+        return read_url(path), []
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
@@ -205,7 +247,7 @@ def read_document(path: str | Path) -> tuple[Document, list[str]]:
         where = f"{path}:{lineno}"
         queries = [require_unicode(query, f"{where}: query")] if isinstance(query, str) and query.strip() else []
         return jsonl_document(record, where), queries
-    return document_from_text(read_text_file(path), path.stem), []
+    return document_from_bytes(read_bytes(path), str(path), path.stem, name=path.name), []
 
 
 def read_examples(data: str | Path, split: str | None = None) -> list[Example]:

@@ -7,7 +7,7 @@ always holds, so evidence can be shown in the source.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .document import Document, Segment
 from .errors import QfsumError
@@ -106,4 +106,6 @@ class Segmenter:
             segments = window_segments(document, size, self.config.stride or max(size // 2, 1), self._token_spans)
         if not segments:
             raise QfsumError(f"{document.id}: the document has no text to summarize")
+        if document.page_starts:  # paged sources (PDF): every segment, of any kind, can tell its page
+            segments = [replace(s, page_starts=document.page_starts) for s in segments]
         return segments
