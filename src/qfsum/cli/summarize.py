@@ -15,7 +15,7 @@ SHOWN_EVIDENCE = 5  # text output; --json gives all
 
 
 def _read_input(path: str):
-    from ..readers import MAX_FILE_BYTES, decode_text, document_from_text, read_document
+    from ..readers import MAX_FILE_BYTES, document_from_bytes, read_document
 
     if path == "-":
         if sys.stdin is None:  # started with stdin closed (`<&-`)
@@ -26,7 +26,7 @@ def _read_input(path: str):
             raise QfsumError(f"stdin: cannot read ({err.strerror or err})") from None
         if len(data) > MAX_FILE_BYTES:
             raise QfsumError(f"stdin: over the {MAX_FILE_BYTES // 2**20} MB limit")
-        return document_from_text(decode_text(data, "stdin"), "stdin"), []
+        return document_from_bytes(data, "stdin", "stdin"), []  # PDF, HTML, DOCX or text, by content
     return read_document(path)
 
 
