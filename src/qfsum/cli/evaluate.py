@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import QfsumError
+from ..threads import add_threads_argument, parse_threads, set_threads
 
 
 def _examples(args: argparse.Namespace):
@@ -32,6 +33,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     examples = _examples(args)
     support = build_support_scorer(args.support_scorer)  # before the pipeline: a bad spec fails at once
+    set_threads(parse_threads(args.threads))  # before torch loads (qfsum.threads)
     pipeline = Pipeline.load(args.pipeline)
     out = Path(args.out) if args.out else _default_out("evaluate", args.pipeline, args)
     label = f"{Path(args.data).resolve()}:{args.split}"
@@ -140,6 +142,7 @@ def register(sub: Any) -> None:
     p.add_argument("--support-scorer", default="lexical",
                    help="what judges supported_sentences: lexical, or a Hugging Face NLI / fact-checking "
                         "sequence-classification model (hub id or local directory)")
+    add_threads_argument(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="rebuild report.html of an evaluate run folder",
