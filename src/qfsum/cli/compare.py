@@ -73,12 +73,11 @@ def register(sub: Any) -> None:
     """Add `compare` to the top-level subparsers."""
     p = sub.add_parser(
         "compare", help="paired differences (B - A) with bootstrap intervals between two runs",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="For each metric: the mean of A and of B over the examples both runs scored, B - A, "
-                    "its 95%% interval from resampling the examples, and the share of draws where B does "
+                    "its 95 % interval from resampling the examples, and the share of draws where B does "
                     "not beat A (a one-sided p-value).",
-        epilog="example: qfsum compare runs/evaluate-extractive-val runs/evaluate-default-val "
-               "--metrics rouge1,rougeLsum,supported_sentences",
+        epilog="examples:\n  qfsum compare runs/evaluate-extractive-val runs/evaluate-default-val\n"
+               "  qfsum compare runs/A runs/B --metrics rouge1,rougeLsum,supported_sentences --json",
     )
     p.add_argument("run_a", help="baseline: an evaluate or evaluate-extractor run folder (or its .jsonl)")
     p.add_argument("run_b", help="challenger: a run folder (or .jsonl) on the same examples")
@@ -86,6 +85,6 @@ def register(sub: Any) -> None:
                    help="comma-separated per-example metrics (default: ROUGE and faithfulness, or top-k ROUGE and "
                         "span recall for extractor runs, those both runs have)")
     p.add_argument("--draws", type=int, default=10_000, help="bootstrap resamples")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the resampling")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the resampling (default: 0)")
     p.add_argument("--json", action="store_true", help="print the differences as JSON")
     p.set_defaults(func=cmd_compare)

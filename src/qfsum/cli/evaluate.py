@@ -125,17 +125,14 @@ def data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the help, and examples kept on their own lines."""
-
-
 def register(sub: Any) -> None:
     """Add `evaluate`, `report` and `evaluate-extractor` to the top-level subparsers."""
     p = sub.add_parser(
         "evaluate", help="ROUGE and faithfulness of a pipeline on a data set, with an HTML report",
-        formatter_class=_Formatter,
-        epilog="examples:\n  qfsum evaluate --data ../shared/data/qmsum --split val -p extractive --limit 20\n"
-               "  qfsum evaluate --data data.jsonl -p default --support-scorer path/to/nli-model --out runs/nli",
+        epilog="examples:\n"
+               "  qfsum evaluate --data ../shared/data/qmsum --split val --pipeline default --limit 20\n"
+               "  qfsum evaluate --data examples.jsonl --pipeline extractive --out runs/extractive-examples\n"
+               "  qfsum evaluate --data ../shared/data/qmsum --split val -p default --support-scorer path/to/nli-model",
     )
     data_arguments(p)
     p.add_argument("--pipeline", "-p", required=True, help="packaged pipeline name or saved directory")
@@ -146,7 +143,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="rebuild report.html of an evaluate run folder",
-                       epilog="example:\n  qfsum report runs/evaluate-default-val", formatter_class=_Formatter)
+                       epilog="example:\n  qfsum report runs/evaluate-default-val")
     p.add_argument("run", help="an evaluate run folder (with predictions.jsonl)")
     p.set_defaults(func=cmd_report)
 
