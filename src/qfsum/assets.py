@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from . import quiet
 from .errors import QfsumError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -151,7 +152,8 @@ def _load_sentence_transformers(model_class: Any, name: str) -> Any:
     ref = resolve(name)
     require_safetensors(ref.location)
     try:
-        return model_class(ref.location, device=default_device(), model_kwargs={"use_safetensors": True})
+        with quiet.loading():  # no "Loading weights" bars from the Python API
+            return model_class(ref.location, device=default_device(), model_kwargs={"use_safetensors": True})
     except (OSError, ValueError) as err:
         raise _load_error(ref, err) from None
 
@@ -185,7 +187,8 @@ def resolve_dtype(dtype: str) -> Any:
 @functools.cache
 def load_generator(name: str, dtype: str = "auto") -> tuple[Any, Any]:
     """(model, tokenizer) for a causal or seq2seq language model, in eval mode (one copy per process)."""
-    return load_generator_uncached(name, dtype)
+    with quiet.loading():  # no "Loading weights" bars or deprecation warnings from the Python API
+        return load_generator_uncached(name, dtype)
 
 
 def load_generator_uncached(name: str, dtype: str = "auto") -> tuple[Any, Any]:

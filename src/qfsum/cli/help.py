@@ -17,9 +17,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "pipelines": ("qfsum pipelines",),
     "evaluate": (
-        "qfsum evaluate --data ../shared/data/qmsum --split val --pipeline default --limit 20",
-        "qfsum evaluate --data examples.jsonl --pipeline extractive --out runs/extractive-examples",
+        "qfsum evaluate --data ../shared/data/qmsum --split val -p extractive --limit 20",
+        "qfsum evaluate --data data.jsonl -p default --support-scorer path/to/nli-model --out runs/nli",
     ),
+    "report": ("qfsum report runs/evaluate-default-val",),
+    "compare": ("qfsum compare runs/evaluate-extractive-val runs/evaluate-default-val --metrics rouge1,rougeLsum",),
     "evaluate-extractor": (
         "qfsum evaluate-extractor --data ../shared/data/qmsum --split val --scorer hybrid --segment 256",
         "qfsum evaluate-extractor --data ../shared/data/qmsum --split val --scorer minilm-dpr-qmsum --out runs/dpr",
@@ -88,12 +90,13 @@ def leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
 
 
 def finish_help(parser: argparse.ArgumentParser) -> None:
-    """Give every command the shared formatter, its examples (after any epilog it has) and `-v`."""
+    """Give every command the shared formatter (one look for all), its examples (after any epilog
+    it has, unless that already shows examples) and `-v`."""
     parser.formatter_class = HelpFormatter
     for path, sub in leaf_parsers(parser):
         sub.formatter_class = HelpFormatter
         examples = EXAMPLES.get(" ".join(path))
-        if examples:
+        if examples and "example" not in (sub.epilog or "").lower():  # a command may bring its own
             block = "examples:\n" + "\n".join(f"  {line}" for line in examples)
             sub.epilog = f"{sub.epilog}\n\n{block}" if sub.epilog else block
         if not any("--verbose" in a.option_strings for a in sub._actions):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from ..errors import QfsumError
 from ..grounding import SUPPORT_THRESHOLD
 from ..pipeline import GROUNDING_MODES
+from ..threads import add_threads_argument, parse_threads, set_threads
 
 SHOWN_EVIDENCE = 5  # text output; --json gives all
 
@@ -36,27 +38,88 @@ def cmd_summarize(args: argparse.Namespace) -> None:
 
     # argv bytes that are not UTF-8 arrive as lone surrogates (surrogateescape)
     queries = [require_unicode(q, "--query") for q in args.query or []]
+    threads = parse_threads(args.threads)
     document, file_queries = _read_input(args.path)
     queries = queries or file_queries
     if not queries:
         raise QfsumError("give at least one --query (the file carries none)")
     if any(not q.strip() for q in queries):
         raise QfsumError("the query is empty")
+    set_threads(threads)
+    status = StatusLine()
+    status.show(f"loading pipeline '{args.pipeline}'...")
     pipeline = Pipeline.load(args.pipeline)
     if args.grounding:
         pipeline.config.grounding = args.grounding
-    summaries = pipeline.summarize_many(document, queries)
+    summaries = []
+    for summary in answers(pipeline, document, queries, status):
+        if args.jsonl:
+            print(json.dumps(summary.to_dict(), ensure_ascii=False), flush=True)
+        elif not args.json:
+            if summaries:
+                print()
+            print_summary(summary)
+            sys.stdout.flush()
+        summaries.append(summary)
     if args.json:
         print(json.dumps([s.to_dict() for s in summaries], indent=2, ensure_ascii=False))
-        return
-    for i, summary in enumerate(summaries):
-        if i:
-            print()
-        print(f"Q: {summary.query}\nA: {answer_with_markers(summary)}\n")
-        if summary.note:
-            print(f"({summary.note})\n")
-        print_evidence(summary)
-        print(f"({summary.timings['total_ms']:.0f} ms)")
+
+
+class StatusLine:
+    """One self-erasing progress line on stderr ("answering 3 of 7..."), only when stderr is a terminal."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        try:
+            self.enabled = self.stream.isatty()
+        except (AttributeError, ValueError):  # closed, or not a file
+            self.enabled = False
+        self._shown = False
+
+    def show(self, text: str) -> None:
+        """Replace the line with `text`."""
+        if self.enabled:
+            self.stream.write(f"\r\x1b[Kqfsum: {text}")
+            self.stream.flush()
+            self._shown = True
+
+    def clear(self) -> None:
+        """Erase the line (before an answer is printed, so the two do not mix on a terminal)."""
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._shown = False
+
+
+def query_groups(n: int, batch_size: int) -> list[range]:
+    """Which queries are answered together: the first alone (an answer to read at once), then groups
+    of the writer's batch size (one generate() call each, as fast as answering all at once)."""
+    if n <= 0:
+        return []
+    size = max(batch_size, 1)
+    return [range(0, 1)] + [range(i, min(i + size, n)) for i in range(1, n, size)]
+
+
+def answers(pipeline: Any, document: Any, queries: list[str], status: StatusLine | None = None) -> Iterator[Any]:
+    """Each query's summary as soon as its group is answered, in query order (the document is
+    segmented and encoded once: the pipeline caches it)."""
+    for group in query_groups(len(queries), getattr(pipeline.config.writer, "batch_size", 1)):
+        if status:
+            shown = f"{group.start + 1}" if len(group) == 1 else f"{group.start + 1}-{group.stop}"
+            status.show(f"answering {shown} of {len(queries)}...")
+        summaries = pipeline.summarize_many(document, [queries[i] for i in group])
+        if status:
+            status.clear()
+        yield from summaries
+
+
+def print_summary(summary: Any) -> None:
+    """One answer as text: the question, the answer with its citation markers, the evidence."""
+    print(f"Q: {summary.query}\nA: {answer_with_markers(summary)}\n")
+    if summary.note:
+        print(f"({summary.note})\n")
+    print_evidence(summary)
+    print(f"({summary.timings['total_ms']:.0f} ms)")
 
 
 def answer_with_markers(summary: Any) -> str:
@@ -73,9 +136,11 @@ def answer_with_markers(summary: Any) -> str:
 
 
 def print_evidence(summary: Any) -> None:
-    """The cited evidence and the most relevant of the rest, numbered as the answer's markers."""
+    """The cited evidence and the most relevant of the rest, numbered as the answer's markers, each
+    with its relevance rank (#1 = most relevant): fused scores (~0.03) mean nothing to a reader."""
     cited = {c for s in summary.sentences if s.support >= SUPPORT_THRESHOLD for c in s.citations}
     by_score = sorted(range(len(summary.evidence)), key=lambda i: -summary.evidence[i].score)
+    rank = {i: r + 1 for r, i in enumerate(by_score)}
     shown = sorted(cited | set(by_score[: max(SHOWN_EVIDENCE - len(cited), 0)]))
     hidden = len(summary.evidence) - len(shown)
     print(f"Evidence ({len(summary.evidence)} segments" + (f", {len(shown)} shown" if hidden else "") + "):")
@@ -84,7 +149,7 @@ def print_evidence(summary: Any) -> None:
         seg = item.segment
         flat = " ".join(seg.text.split())  # one line per evidence item, whatever the source's line breaks
         snippet = flat if len(flat) <= 160 else flat[:157] + "..."
-        print(f"  [{i + 1}] chars {seg.start}-{seg.end}  score {item.score:.3f}  {snippet}")
+        print(f"  [{i + 1}] chars {seg.start}-{seg.end}  rank #{rank[i]}  {snippet}")
 
 
 def cmd_pipelines(args: argparse.Namespace) -> None:
@@ -96,14 +161,20 @@ def cmd_pipelines(args: argparse.Namespace) -> None:
 
 def register(sub: Any) -> None:
     """Add `summarize` and `pipelines` to the top-level subparsers."""
-    p = sub.add_parser("summarize", help="answer questions about a document, with evidence")
+    p = sub.add_parser("summarize", help="answer questions about a document, with evidence",
+                       description="Answer questions about a document. Each answer is printed as soon as it "
+                                   "is ready (progress on stderr when it is a terminal).")
     p.add_argument("path", help="document: .txt, .md, .jsonl (first record), QMSum .json, or - for stdin")
     p.add_argument("--query", "-q", action="append", help="a question (repeat for several)")
     p.add_argument("--pipeline", "-p", default="default", help="packaged pipeline name or saved directory")
-    p.add_argument("--json", action="store_true", help="print JSON: one object per query")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON array of all answers, at the end")
+    output.add_argument("--jsonl", action="store_true",
+                        help="print one JSON object per answer (one line each), as soon as it is ready")
     p.add_argument("--grounding", choices=GROUNDING_MODES, default=None,
                    help="flag (the pipeline's default): cite evidence after each sentence and mark unsupported ones; "
                         "strict: drop unsupported sentences; off: no citations")
+    add_threads_argument(p)
     p.set_defaults(func=cmd_summarize)
     p = sub.add_parser("pipelines", help="list the packaged pipelines")
     p.set_defaults(func=cmd_pipelines)
