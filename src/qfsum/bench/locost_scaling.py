@@ -367,8 +367,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `qfsum bench locost-scaling`."""
     p.add_argument("--sizes", default=DEFAULT_SIZES, help=f"input lengths, K = 1024 (default {DEFAULT_SIZES})")
     p.add_argument("--models", default=",".join(MODELS), help=f"encoders to measure (default {','.join(MODELS)})")
-    p.add_argument("--layers", type=int, default=12)
-    p.add_argument("--width", type=int, default=768)
+    p.add_argument("--layers", type=int, default=12, help="encoder layers of every model measured")
+    p.add_argument("--width", type=int, default=768, help="hidden size of every model measured")
     p.add_argument("--state-size", type=int, default=256, help="LOCOST N (default 256)")
     p.add_argument("--heads", type=int, default=12, help="dense attention heads (default 12)")
     p.add_argument("--time-limit", default="300",

@@ -120,7 +120,7 @@ def register(sub: Any) -> None:
     p.add_argument("--val-limit", type=int, default=50, help="validation examples, whole meetings drawn at random; 0 = all")
     p.add_argument("--val-tokenizer", default="smollm2", help="tokenizer of the 1024-token selection behind span recall")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32"), help="auto: bf16 mixed precision where native")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed: pair sampling, initialisation, data order")
     p.add_argument("--workers", type=int, default=None, help="processes that build the labels (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train_extractor)

@@ -42,7 +42,7 @@ def add_trainer_arguments(
     p.add_argument("--val-limit", type=int, default=50, help="validation examples, whole documents drawn at random; 0 = all")
     p.add_argument("--beams", type=int, default=4, help="beam size of validation decoding (default %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=256, help="summary length limit in validation (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed: initialisation, data order, sampling")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(**defaults)
 
@@ -72,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", default=None, help="start from this fine-tuned checkpoint (e.g. trained on WikiSum)")
     p.add_argument("--segment-length", type=int, default=512, help="segenc: tokens per window, query included (default 512)")
     p.add_argument("--disjoint", action="store_true", help="segenc: windows without overlap (default: 50 %% overlap)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     p.add_argument("--grad-checkpointing", action="store_true", help="recompute activations: less memory, slower")
     add_trainer_arguments(p)
 

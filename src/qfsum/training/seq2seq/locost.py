@@ -153,7 +153,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gsg-ratio", type=float, default=0.2, help="gsg: share of sentences that become the target (default 0.2)")
     p.add_argument("--piece-words", type=int, default=1024, help="gsg: documents are cut into pieces of this many words (default 1024)")
     add_trainer_arguments(
-        p, data_help="gsg: folder of .txt, .txt, JSONL or QMSum; summarize: QMSum or JSONL",
+        p, data_help="gsg: a .txt file, a folder of .txt files, JSONL or QMSum; summarize: QMSum or JSONL",
         epochs=1.0, batch_size=4, lr=5e-4, warmup=0.05, label_smoothing=0.0, log_steps=5, val_limit=20, max_new_tokens=128,
     )
 

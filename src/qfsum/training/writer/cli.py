@@ -39,7 +39,7 @@ def _common(p: argparse.ArgumentParser, base_flag: str, base_help: str, base_def
     p.add_argument("--val-limit", type=int, default=30, help="validation examples (the first N); 0 = all")
     p.add_argument("--val-max-new-tokens", type=int, default=120, help="answer length in validation")
     p.add_argument("--dtype", default="float32", choices=("float32", "auto"), help="auto: bf16 autocast where native")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed: initialisation, data order, sampling")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
