@@ -1,73 +1,141 @@
-"""Grounded decoding: a number may be written only along a number of the evidence."""
+"""Grounded decoding: a number (or a name) may be written only if the evidence states it."""
 
 from __future__ import annotations
 
-import re
+import pytest
+import torch
 
 from qfsum.document import Evidence, Segment
+from qfsum.grounding import numbers
 from qfsum.writers import WriterConfig, build_writer
-from qfsum.writers.grounded import allowed_numbers
+from qfsum.writers.grounded import GroundedNames, GroundedNumbers, allowed_numbers, normalise
 
 QUERIES = ["What was cut?", "By how much?", "Why?", "When?", "Who paid?", "What next?", "How many?", "Where?"]
 EVIDENCE = [
     ["the bridge budget was cut by 120,000 euros", "the council met on 14 march"],
     ["the roof costs 265,000 now", "the old estimate was 180,000"],
     ["nobody gave a figure", "the chair thanked everyone"],
-    ["3 members voted for it and 2 against"],
+    ["3 members voted for it and 2 against, twenty five in all"],
 ]
 
 
-def runs(text: str) -> list[str]:
-    return [run.rstrip(".,") for run in re.findall(r"\d[\d.,]*", text)]
+def test_allowed_numbers_are_the_stated_phrases_and_the_digits_of_their_values():
+    allowed = allowed_numbers("The overrun is 120,000. The total: 1.42 million, on 14 March; twenty-five came.")
+    assert {"120000", "1.42 million", "1420000", "14", "twenty five", "25"} <= allowed
+    assert not {"1.42", "12", "2", "twenty", "1"} & allowed
 
 
-def test_allowed_numbers_as_written_and_without_thousands_commas():
-    numbers, prefixes = allowed_numbers("The overrun is 120,000. The total: 1.42 million, on 14 March.")
-    assert {"120,000", "120000", "1.42", "14"} == set(numbers)
-    assert {"1", "12", "120,", "120,0", "1.", "1.4"} <= prefixes and "2" not in prefixes
+@pytest.mark.parametrize("text, expected", [
+    ("It rose 2.5 per cent", "it rose 2.5%"),
+    ("1,300,000 and twenty-five", "1300000 and twenty five"),
+    ("about  30 %", "about 30%"),
+])
+def test_normalise(text, expected):
+    assert normalise(text) == expected
 
 
-def write(tiny_causal_dir, grounded: bool, decoding: str = "greedy") -> tuple[list[str], list[list[str]]]:
-    writer = build_writer(WriterConfig(kind="generative", model=str(tiny_causal_dir), max_new_tokens=24,
+def write(model_dir, grounded: bool, decoding: str = "greedy", num_beams: int = 1) -> list[str]:
+    writer = build_writer(WriterConfig(kind="generative", model=str(model_dir), max_new_tokens=24,
                                        dtype="float32", decoding=decoding, batch_size=4, grounded_numbers=grounded,
-                                       no_repeat_ngram_size=0))
+                                       no_repeat_ngram_size=0, num_beams=num_beams))
     queries = [q for q in QUERIES for _ in EVIDENCE]
     ranked = [[Evidence(Segment(i, text, 0, len(text)), 1.0) for i, text in enumerate(evidence)]
               for _ in QUERIES for evidence in EVIDENCE]
-    return [draft.text for draft in writer.write_batch(queries, ranked)], [e for _ in QUERIES for e in EVIDENCE]
+    return [draft.text for draft in writer.write_batch(queries, ranked)]
 
 
-def test_grounded_writer_never_writes_a_number_absent_from_its_evidence(tiny_causal_dir):
-    free, evidence = write(tiny_causal_dir, grounded=False)
-    grounded, _ = write(tiny_causal_dir, grounded=True)
-    allowed = [allowed_numbers(" ".join(e) + " " + q)[0] for q in QUERIES for e in EVIDENCE]
-    invented = [set(runs(text)) - ok for text, ok in zip(free, allowed, strict=True)]
-    assert any(invented), "the random model must invent numbers, or this test proves nothing"
-    for text, ok in zip(grounded, allowed, strict=True):
-        assert set(runs(text)) <= ok, text
+def stated() -> list[set[str]]:
+    return [set(numbers(" ".join(e) + " " + q)) for q in QUERIES for e in EVIDENCE]
+
+
+def invented(texts: list[str]) -> list[set[str]]:
+    return [set(numbers(text)) - ok for text, ok in zip(texts, stated(), strict=True)]
+
+
+@pytest.mark.parametrize("kind, num_beams", [("causal", 1), ("seq2seq", 1), ("seq2seq", 3)])
+def test_grounded_writer_never_writes_a_number_absent_from_its_evidence(kind, num_beams, request):
+    model_dir = request.getfixturevalue(f"tiny_{kind}_dir")
+    assert any(invented(write(model_dir, False, num_beams=num_beams))), \
+        "the random model must invent numbers, or this test proves nothing"
+    assert not any(invented(write(model_dir, True, num_beams=num_beams)))
 
 
 def test_grounded_decoding_changes_nothing_when_every_number_written_is_in_the_evidence(tiny_causal_dir):
-    free, _ = write(tiny_causal_dir, grounded=False)
-    grounded, _ = write(tiny_causal_dir, grounded=True)
-    allowed = [allowed_numbers(" ".join(e) + " " + q)[0] for q in QUERIES for e in EVIDENCE]
-    same = [(f, g) for f, g, ok in zip(free, grounded, allowed, strict=True) if set(runs(f)) <= ok]
+    free, grounded = write(tiny_causal_dir, False), write(tiny_causal_dir, True)
+    same = [(f, g) for f, g, extra in zip(free, grounded, invented(free), strict=True) if not extra]
     assert same, "some answers must already be grounded, or this test proves nothing"
     assert all(f == g for f, g in same)
 
 
 def test_lookahead_with_grounding_equals_greedy_with_grounding(tiny_causal_dir):
-    assert write(tiny_causal_dir, True, "lookahead")[0] == write(tiny_causal_dir, True, "greedy")[0]
+    assert write(tiny_causal_dir, True, "lookahead") == write(tiny_causal_dir, True, "greedy")
+
+
+@pytest.fixture(scope="module")
+def smollm2_tokenizer():
+    """The shipped writer's tokenizer: digits one token each, number words whole, cased."""
+    from qfsum.assets import load_tokenizer
+
+    return load_tokenizer("smollm2")
+
+
+EVIDENCE_TEXT = ("The overrun is 120,000 euros. The budget line is 1.3 million. It costs twenty five Euros, "
+                 "about 2.5 percent. We meet on 14 March with Anna Berg.")
+
+
+def allowed(tokenizer, processor, answer: str, tokens: list[str]) -> dict[str, bool]:
+    prompt = tokenizer.encode(EVIDENCE_TEXT, add_special_tokens=False)
+    written = tokenizer.encode(answer, add_special_tokens=False)
+    scores = processor(tokenizer, len(prompt))(torch.tensor([prompt + written]), torch.zeros(1, len(tokenizer)))
+    out = {}
+    for token in tokens:
+        (token_id,) = tokenizer.encode(token, add_special_tokens=False)
+        out[token] = bool(scores[0, token_id] > float("-inf"))
+    return out
+
+
+@pytest.mark.parametrize("answer, tokens", [
+    ("The overrun was ", {"1": True, "2": True, "3": False, "8": False}),
+    ("The overrun was 1.3", {" million": True, " euros": False, "%": False, ".": False}),  # 1.3 alone is not stated
+    ("The overrun was 1.3 million", {" euros": True, ".": True}),
+    ("The share was 2", {".": True, "5": True, " euros": False, "%": False}),
+    ("The share was 2.", {"5": True, " ": False}),  # "2" is not stated: the point can only be 2.5's
+    ("It costs twenty", {" five": True, " euros": False, " million": False, "-": True}),
+    ("It costs twenty-", {"five": True, "six": False}),
+    ("It costs 2", {"5": True, "0": False}),  # "twenty five" may be written 25
+    ("It costs 25", {" euros": True, " million": False, "%": False}),
+    ("They were", {" eight": False, " twenty": True, " one": True}),  # a lone "one" stays free
+    ("one", {" of": True, " million": False}),
+    ("We meet on 14", {" March": True}),
+])
+def test_numbers_table(smollm2_tokenizer, answer, tokens):
+    assert allowed(smollm2_tokenizer, GroundedNumbers, answer, list(tokens)) == tokens
+
+
+def test_a_point_after_a_stated_whole_number_ends_the_sentence(smollm2_tokenizer):
+    tokenizer = smollm2_tokenizer
+    prompt = tokenizer.encode("The overrun is 2 times the plan, 120,000.", add_special_tokens=False)
+    for answer in ("It was 2.", "It was 2. "):
+        written = tokenizer.encode(answer, add_special_tokens=False)
+        scores = GroundedNumbers(tokenizer, len(prompt))(torch.tensor([prompt + written]), torch.zeros(1, len(tokenizer)))
+        digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
+        assert all(scores[0, d] == float("-inf") for d in digits), answer
+
+
+@pytest.mark.parametrize("answer, tokens", [
+    ("The meeting was chaired by", {" Anna": True, " Bob": False, " the": True}),
+    ("The meeting was chaired by Anna", {" Berg": True, " Smith": False}),
+    ("It ended. ", {"Bob": True}),  # a sentence's first word is free
+])
+def test_names_table(smollm2_tokenizer, answer, tokens):
+    assert allowed(smollm2_tokenizer, GroundedNames, answer, list(tokens)) == tokens
 
 
 def test_number_words_and_fraction_characters_need_the_evidence_too(tiny_causal_dir):
-    import torch
     from transformers import AutoTokenizer
 
-    from qfsum.writers.grounded import GroundedNumbers
-
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_dir)
-    token = {w: tokenizer.convert_tokens_to_ids(w) for w in ("eight", "twenty", "one", "million", "½", "roof")}
+    token = {w: tokenizer.convert_tokens_to_ids(w) for w in ("eight", "twenty", "one", "½", "roof")}
     assert tokenizer.unk_token_id not in token.values()
 
     def banned(evidence: str) -> dict[str, bool]:
@@ -75,7 +143,19 @@ def test_number_words_and_fraction_characters_need_the_evidence_too(tiny_causal_
         scores = GroundedNumbers(tokenizer, len(prompt))(torch.tensor([prompt]), torch.zeros(1, len(tokenizer)))
         return {w: bool(scores[0, i] == float("-inf")) for w, i in token.items()}
 
-    assert banned("the roof costs 265,000") == {"eight": True, "twenty": True, "one": False, "million": False,
-                                                "½": True, "roof": False}
+    assert banned("the roof costs 265,000") == {"eight": True, "twenty": True, "one": False, "½": True, "roof": False}
     assert banned("eight people came, 20 left, ½ stayed") == dict.fromkeys(token, False)
     assert not banned("it costs twenty five euros")["twenty"]  # the first word of a number the evidence states
+
+
+def test_whole_document_seq2seq_writers_ground_their_beams_too(tiny_seq2seq_dir):
+    def answers(grounded: bool) -> list[set[str]]:
+        writer = build_writer(WriterConfig(kind="bart", model=str(tiny_seq2seq_dir), max_new_tokens=24, num_beams=2,
+                                           dtype="float32", grounded_numbers=grounded, no_repeat_ngram_size=0))
+        queries = [q for q in QUERIES for _ in EVIDENCE]
+        ranked = [[Evidence(Segment(i, text, 0, len(text)), 1.0) for i, text in enumerate(evidence)]
+                  for _ in QUERIES for evidence in EVIDENCE]
+        return invented([draft.text for draft in writer.write_batch(queries, ranked)])
+
+    assert any(answers(False)), "the random model must invent numbers, or this test proves nothing"
+    assert not any(answers(True))

@@ -41,7 +41,11 @@ _NUMERAL = re.compile(
     r"(?:\s*(?P<scale>hundred|thousand|million|billion|trillion|bn|k)\b)?",
     re.I,
 )
-_NUMBER_WORDS = "|".join(sorted([*_UNITS, *_TENS, "hundred", "thousand", "million", "billion", "dozen"], key=len, reverse=True))
+NUMBER_WORDS = frozenset([*_UNITS, *_TENS, *_SCALES, "dozen"])
+_NUMBER_WORDS = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+# A lone "one" is a pronoun or determiner ("no one", "one of them", "a long one") far more often than
+# a figure: it is not counted as a number, nor held to the evidence; "one million", "one percent" are.
+PRONOUN_ONE = "one"
 _WORDED = re.compile(rf"\b(?:{_NUMBER_WORDS})(?:[\s-]+(?:and\s+)?(?:{_NUMBER_WORDS}))*\b(?P<percent>\s+per\s?cent\b)?", re.I)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)*")
 _CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9'’&-]*[A-Za-z0-9]\b|\b[A-Z]\b")
@@ -111,6 +115,8 @@ def numbers(text: str) -> list[str]:
     for a, b in taken:  # blank what is read already, so "3 million and two million" reads both
         rest = rest[:a] + " " * (b - a) + rest[b:]
     for match in _WORDED.finditer(rest):
+        if match.group(0).lower() == PRONOUN_ONE:
+            continue
         value = _worded_value(match.group(0).removesuffix(match.group("percent") or ""))
         if value is not None:
             found.append((match.start(), _format(value) + ("%" if match.group("percent") else "")))

@@ -45,7 +45,8 @@ class WriterConfig:
     batch_size: int = 4  # generative: queries per generate() call
     dtype: str = "auto"  # generative: auto (bf16 where the hardware has it), float32, bfloat16, float16
     decoding: str = "greedy"  # generative causal LMs: greedy | lookahead (same output, fewer forward passes)
-    grounded_numbers: bool = False  # generative causal LMs: write a number only if the prompt's evidence states it
+    grounded_numbers: bool = False  # model writers: write a number only if the evidence states it (writers.grounded)
+    grounded_names: bool = False  # model writers: capitalise a word inside a sentence only if the evidence does
 
     def __post_init__(self) -> None:
         if self.kind not in WRITER_KINDS:

@@ -16,6 +16,7 @@ from ..assets import load_generator
 from ..errors import QfsumError
 from ..budget import TokenizerCounter, select_under_budget
 from .base import WriterConfig
+from .grounded import grounding_processors
 from .prompt import prompt_ids
 from ..document import Draft, Evidence
 
@@ -76,7 +77,12 @@ class GenerativeWriter:
         # excluded from the n-gram ban (see AnswerNoRepeatNGram), so the same knobs go in as processors and
         # generate()'s own are switched off, whatever the model's generation_config says
         knobs = {"no_repeat_ngram_size": self.config.no_repeat_ngram_size, "repetition_penalty": self.config.repetition_penalty}
-        if not self.is_seq2seq:
+        if self.is_seq2seq:  # the decoder writes the answer; each input (its evidence) grounds its beams
+            sources = self.tokenizer.batch_decode(batch, skip_special_tokens=True)
+            knobs["logits_processor"] = LogitsProcessorList(grounding_processors(
+                self.tokenizer, self.config.grounded_numbers, self.config.grounded_names, 0, sources,
+                self.config.num_beams))
+        else:
             knobs = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0,
                      "logits_processor": LogitsProcessorList(self._processors(input_ids.shape[1]))}
         output = self.model.generate(
@@ -100,15 +106,14 @@ class GenerativeWriter:
         return [t.strip() for t in self.tokenizer.batch_decode(outputs, skip_special_tokens=True)]
 
     def _processors(self, prompt_length: int) -> list:
-        """The writer's repetition knobs for a causal LM whose prompt (padding included) is this long."""
+        """The writer's repetition knobs and grounded decoding for a causal LM whose prompt (padding
+        included) is this long."""
         from .lookahead import writer_processors
 
         processors = writer_processors(self.config.no_repeat_ngram_size, self.config.repetition_penalty, prompt_length)
-        if self.config.grounded_numbers:
-            from .grounded import GroundedNumbers
-
-            processors.append(GroundedNumbers(self.tokenizer, prompt_length))  # last: it only bans tokens
-        return processors
+        # last: they only ban tokens
+        return processors + grounding_processors(self.tokenizer, self.config.grounded_numbers,
+                                                 self.config.grounded_names, prompt_length)
 
     def _pad(self, batch: list[list[int]]) -> tuple[Any, Any]:
         """Pad to one length: on the left for decoder-only models so generation continues the prompt."""

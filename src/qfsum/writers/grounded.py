@@ -1,17 +1,28 @@
-"""Grounded decoding: the writer may write a number only if its prompt (the evidence) states it.
+"""Grounded decoding: the writer may write a number (or, optionally, a name) only if its evidence states it.
 
-A logits processor for causal LMs. At each step it reads the answer written so far and bans every
-token that would start, continue or close a number that no number of the prompt extends: a number
-may only be written along a number of the evidence, digit by digit, and may end only where that
-number ends. "120,000" in the evidence allows "120,000" and "120000" (a trailing full stop or comma
-is punctuation, not part of the number). A number word ("eight", "twenty") is allowed only if the
-evidence has that word or states its value in digits, and a numeric character that is not a digit ("½")
-only if the evidence has it; "one" stays free ("no one", "one of them"), and so do scale words, which
-only say how large a constrained number is. Other words are never banned, so the model can still say
-"a large overrun"; it just cannot invent "1.3 million" when the evidence says 120,000.
+Logits processors for causal and seq2seq LMs. At each step they read the answer written so far and ban
+every token that would start, continue or close a number phrase that the evidence does not state:
 
-It is a pure function of the ids it is given, as greedy decoding's processors must be, so lookahead
-decoding with it equals greedy decoding with it.
+- a number phrase is digits with their points and commas ("120,000", "2.5"), number words ("twenty
+  five", "two hundred and twenty"), scale words ("1.3 million") and a percent sign or word;
+- a phrase may grow only while it is the start of a phrase of the evidence (as written, or as the digits
+  of a value the evidence states: "twenty five" in the evidence allows "25"), or while its value is one
+  the evidence states;
+- a phrase may end only when its value is one the evidence states ("twenty" may not end where the
+  evidence says "twenty five"; "1.3" may not go on to " million" unless 1,300,000 is stated);
+- a point after a whole number that no number of the evidence continues ends the sentence: no digit may
+  follow it, so "2." cannot turn into "2. 1 million" when the writer wanted an unstated "2.5".
+
+A lone "one" stays free ("no one", "one of them"): `grounding.numbers` does not count it either.
+Other words are never banned, so the model can still say "a large overrun"; it just cannot invent
+"1.3 million" when the evidence says 120,000. The check is the one `grounding.numbers` makes when it
+measures `number_precision`, so an answer written under it states only numbers its evidence states.
+
+`GroundedNames` does the same for capitalised words that do not start a sentence: each must be a word
+the evidence capitalises.
+
+Both are pure functions of the ids they are given, as greedy decoding's processors must be, so lookahead
+decoding with them equals greedy decoding with them.
 """
 
 from __future__ import annotations
@@ -19,57 +30,94 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
-from ..grounding import numbers as stated_numbers
+from ..grounding import NUMBER_WORDS, PRONOUN_ONE, numbers as stated_numbers
 
 if TYPE_CHECKING:  # annotations only: transformers loads when a model does
     from transformers import PreTrainedTokenizerBase
 
-_FREE_WORDS = frozenset({"one", "hundred", "thousand", "million", "billion", "trillion"})
-_RUN = re.compile(r"\d[\d.,]*")  # a number as written: digits, with the commas and points inside it
-_TRAILING_RUN = re.compile(r"\d[\d.,]*$")
+_JOINERS = ("and", "per", "cent", "percent")  # words that may sit inside a number phrase
+_PHRASE_WORDS = "|".join(sorted([*NUMBER_WORDS, *_JOINERS], key=len, reverse=True))
+_UNIT = rf"(?:\d+(?:[.,]\d+)*[.,]?|(?:{_PHRASE_WORDS})\b|%)"
+# number units joined by nothing ("2.5%") or one space ("1.3 million"); a trailing space is a phrase going on
+_PHRASE = re.compile(rf"(?<![\w.,]){_UNIT}(?: ?{_UNIT})*( ?)")
+_TAIL_CHARS = 80  # a number phrase is never longer: only the answer's tail is read
 
 
-def _bare(run: str) -> str:
-    """A run without its trailing punctuation: '120,000.' -> '120,000'."""
-    return run.rstrip(".,")
+def normalise(text: str) -> str:
+    """Lowercase, hyphens as spaces, no thousands commas, one space between words, "%" for "percent"."""
+    text = re.sub(r"(?<=\d),(?=\d)", "", text.lower().replace("-", " "))
+    text = re.sub(r"\s+", " ", text)
+    return re.sub(r" ?(?:per ?cent|%)\b|(?<=\d) %", "%", text)
+
+
+def _phrases(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, phrase) of the number phrases of normalised `text`; joiner words never start or end one."""
+    found = []
+    for match in _PHRASE.finditer(text):
+        words = match.group(0).split(" ")
+        while words and words[0] in _JOINERS:
+            words.pop(0)
+        if not words or not any(w and w not in _JOINERS for w in words):
+            continue
+        phrase = " ".join(words)
+        found.append((match.end() - len(phrase), match.end(), phrase))
+    return found
+
+
+def _value_stated(phrase: str, values: frozenset[str]) -> bool:
+    """The phrase, as complete, states one value and the evidence states it (a lone "one" is free)."""
+    phrase = phrase.strip().rstrip(".,")
+    if phrase in ("", PRONOUN_ONE) or all(w in _JOINERS for w in phrase.split()):
+        return True
+    found = stated_numbers(phrase)
+    return len(found) == 1 and found[0] in values
 
 
 @dataclass(frozen=True)
-class _Prompt:
-    """What one prompt allows: its numbers as written, their prefixes, and the values it states."""
+class Source:
+    """What one evidence text allows: its number phrases and every start of them, and the values it states."""
 
     text: str
-    numbers: frozenset[str]
     prefixes: frozenset[str]
     values: frozenset[str]  # canonical, as `grounding.numbers` gives them: "8", "1300000", "2.5%"
-    words: frozenset[str]  # its words, lowercased
+    capitalised: frozenset[str]  # words the evidence writes with a capital
+
+    @classmethod
+    def of(cls, text: str) -> "Source":
+        values = set(stated_numbers(text))
+        values |= {str(int(v[-2:])) for v in values if v.startswith("date:")}  # "14" may begin "14 March"
+        surfaces = {phrase.strip() for _, _, phrase in _phrases(normalise(text))}
+        surfaces |= {v for v in values if not v.startswith("date:")}  # "twenty five" may be written "25"
+        prefixes = {s[:i] for s in surfaces for i in range(1, len(s) + 1)}
+        capitalised = frozenset(re.findall(r"\b[A-Z][\w'’]*", text))
+        return cls(text, frozenset(prefixes), frozenset(values), capitalised)
 
 
-def allowed_numbers(text: str) -> tuple[frozenset[str], frozenset[str]]:
-    """(numbers, prefixes): the numbers `text` states, as written and without thousands commas, and
-    every prefix of them (what a number being written may be so far)."""
-    numbers = set()
-    for run in _RUN.findall(text):
-        bare = _bare(run)
-        numbers |= {bare, bare.replace(",", "")}
-    prefixes = {n[:i] for n in numbers for i in range(1, len(n) + 1)}
-    return frozenset(numbers), frozenset(prefixes)
+def allowed_numbers(text: str) -> frozenset[str]:
+    """Every number phrase `text` states, normalised, and the digits of every value it states."""
+    source = Source.of(text)
+    return frozenset(p for p in source.prefixes if _value_stated(p, source.values))
 
 
 @dataclass(frozen=True)
 class _Vocabulary:
-    """What the processor needs to know of each token, computed once per tokenizer."""
+    """What the processors need to know of each token, computed once per tokenizer."""
 
     texts: list[str]  # the text a token adds after a word, its leading space included
-    has_digit: torch.Tensor  # (V,) bool: the text holds a digit 0-9
-    glues: torch.Tensor  # (V,) bool: a digit, '.' or ',' first: it can continue a number being written
-    words: list[tuple[int, str, str]]  # (token, word, canonical value) of number words ("eight", "8")
+    numeric: torch.Tensor  # (V,) bool: may start or continue a number phrase (digits, points, number words, %)
+    starts: torch.Tensor  # (V,) bool: holds a number phrase of its own: may start one
+    digit_led: torch.Tensor  # (V,) bool: its first non-space character is a digit
     odd_numerals: list[tuple[int, str]]  # (token, characters) of numerals that are not digits ("½")
+    capital_led: list[int]  # tokens that start a new capitalised word (" Paris")
+
+
+_NUMERIC_TOKEN = re.compile(rf"^ ?(?:\d|[.,%-]|(?:{_PHRASE_WORDS})$)|^ $", re.I)
 
 
 @functools.lru_cache(maxsize=8)
@@ -77,80 +125,130 @@ def _vocabulary(tokenizer: PreTrainedTokenizerBase) -> _Vocabulary:
     anchor = tokenizer.encode("a", add_special_tokens=False)[:1]
     base = tokenizer.decode(anchor)
     texts = [tokenizer.decode(anchor + [i])[len(base):] for i in range(len(tokenizer))]
-    words, odd = [], []
+    odd, capital_led = [], []
     for token, text in enumerate(texts):
-        word = text.strip().lower()
-        if word.isalpha() and word not in _FREE_WORDS and (value := stated_numbers(word)):
-            words.append((token, word, value[0]))
         numerals = "".join(c for c in text if not "0" <= c <= "9" and unicodedata.numeric(c, None) is not None)
         if numerals:
             odd.append((token, numerals))
+        if len(text) > 1 and text[0] == " " and text[1].isupper():
+            capital_led.append(token)
     return _Vocabulary(
         texts,
-        torch.tensor([any("0" <= c <= "9" for c in t) for t in texts]),
-        torch.tensor([bool(t) and ("0" <= t[0] <= "9" or t[0] in ".,") for t in texts]),
-        words,
+        torch.tensor([bool(_NUMERIC_TOKEN.match(t.lower())) for t in texts]),
+        torch.tensor([bool(_phrases(normalise(t))) for t in texts]),
+        torch.tensor([t.lstrip()[:1].isdigit() for t in texts]),
         odd,
+        capital_led,
     )
 
 
-class GroundedNumbers:
-    """Bans tokens that would write a number absent from the prompt (see the module docstring).
+class _Grounded:
+    """Reads, for each row, the answer written so far and the evidence it must keep to.
 
-    `prompt_length`: where the answer starts in each row of `input_ids` (left padding included).
+    Causal LMs: `prompt_length` is where the answer starts in each row (left padding included) and the
+    prompt is the evidence. Seq2seq LMs: the rows are the decoder's ids (`prompt_length` 0, or 1 to skip
+    the start token) and `sources[i]` is the evidence of input i, shared by its `num_beams` beams.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, prompt_length: int) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, prompt_length: int,
+                 sources: Sequence[str] | None = None, num_beams: int = 1) -> None:
         self.tokenizer = tokenizer
         self.prompt_length = prompt_length
         self.vocabulary = _vocabulary(tokenizer)
-        self._prompts: dict[tuple[int, ...], _Prompt] = {}
+        self._given = [Source.of(s) for s in sources] if sources is not None else None
+        self.num_beams = max(num_beams, 1)
+        self._sources: dict[tuple[int, ...], Source] = {}
+        self._cached: dict[tuple[int, str], torch.Tensor] = {}  # per source: what the vocabulary may do
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """input_ids (B, T), scores (B, V) -> scores with banned tokens at -inf."""
         vocab = min(scores.shape[1], len(self.vocabulary.texts))
         for row in range(input_ids.shape[0]):
-            banned = self._banned(input_ids[row].tolist(), vocab)
-            if banned.any():
+            ids = input_ids[row].tolist()
+            answer = self.tokenizer.decode(ids[self.prompt_length:], skip_special_tokens=True)
+            banned = self._banned(answer, self._source(row, ids), vocab)
+            if banned.any() and not banned.all():  # never leave a row nothing to write
                 scores[row, :vocab] = scores[row, :vocab].masked_fill(banned.to(scores.device), float("-inf"))
         return scores
 
-    def _banned(self, ids: list[int], vocab: int) -> torch.Tensor:
-        prompt = self._prompt(tuple(ids[: self.prompt_length]))
+    def _source(self, row: int, ids: list[int]) -> Source:
+        if self._given is not None:
+            return self._given[row // self.num_beams]
+        key = tuple(ids[: self.prompt_length])
+        if key not in self._sources:
+            self._sources[key] = Source.of(self.tokenizer.decode(key, skip_special_tokens=True))
+        return self._sources[key]
+
+    def _banned(self, answer: str, source: Source, vocab: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class GroundedNumbers(_Grounded):
+    """Bans tokens that would write a number its evidence does not state (see the module docstring)."""
+
+    def _banned(self, answer: str, source: Source, vocab: int) -> torch.Tensor:
         v = self.vocabulary
-        answer = self.tokenizer.decode(ids[self.prompt_length :], skip_special_tokens=True)
-        trailing = _TRAILING_RUN.search(answer)
-        run = trailing.group(0) if trailing else ""
+        tail = answer[-_TAIL_CHARS:]
+        norm = normalise(tail)
         banned = torch.zeros(vocab, dtype=torch.bool)
-        if run and _bare(run) not in prompt.numbers:  # a number not finished yet: only gluing tokens may follow
-            banned |= ~v.glues[:vocab]
-        candidates = v.has_digit[:vocab] | (v.glues[:vocab] if run else torch.zeros(vocab, dtype=torch.bool))
-        for token in torch.nonzero(candidates & ~banned).flatten().tolist():
-            text = v.texts[token]
-            tail = run + text if run and v.glues[token] else text
-            banned[token] = not self._fits(tail, prompt.numbers, prompt.prefixes)
-        for token, word, value in v.words:  # the word itself: "twenty" may begin the prompt's "twenty five"
-            if token < vocab and value not in prompt.values and word not in prompt.words:
-                banned[token] = True
+        open_phrase = next((p for p in reversed(_phrases(norm)) if p[1] == len(norm)), None)
+        if open_phrase and not _value_stated(open_phrase[2], source.values):
+            banned |= ~v.numeric[:vocab]  # an unfinished number: only number tokens may follow
+        if re.search(r"\d\. ?$", norm) and open_phrase and open_phrase[2].rstrip(" ") not in source.prefixes:
+            banned |= v.digit_led[:vocab]  # the point ended a sentence: no number straight after it
+        if open_phrase:
+            for token in torch.nonzero(v.numeric[:vocab] & ~banned).flatten().tolist():
+                banned[token] = not self._fits(normalise(tail + v.texts[token])[open_phrase[0]:], source)
+        else:  # a new phrase: whether a token may start one depends on the token and the character before it
+            banned |= self._start_bans(source, "a" if norm[-1:].isalnum() else " ")[:vocab]
         for token, numerals in v.odd_numerals:
-            if token < vocab and not all(c in prompt.text for c in numerals):
+            if token < vocab and not all(c in source.text for c in numerals):
                 banned[token] = True
         return banned
 
-    def _prompt(self, ids: tuple[int, ...]) -> _Prompt:
-        if ids not in self._prompts:
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            self._prompts[ids] = _Prompt(text, *allowed_numbers(text), frozenset(stated_numbers(text)),
-                                         frozenset(re.findall(r"[a-z]+", text.lower())))
-        return self._prompts[ids]
+    def _start_bans(self, source: Source, before: str) -> torch.Tensor:
+        key = (id(source), before)
+        if key not in self._cached:
+            v = self.vocabulary
+            banned = torch.zeros(len(v.texts), dtype=torch.bool)
+            for token in torch.nonzero(v.starts).flatten().tolist():
+                banned[token] = not self._fits(normalise(before + v.texts[token])[len(before):], source)
+            self._cached[key] = banned
+        return self._cached[key]
 
     @staticmethod
-    def _fits(tail: str, numbers: frozenset[str], prefixes: frozenset[str]) -> bool:
-        """Every run of `tail` is a number of the prompt, the last one possibly still being written."""
-        runs = list(_RUN.finditer(tail))
-        for k, match in enumerate(runs):
-            run = match.group(0)
-            open_ended = k == len(runs) - 1 and match.end() == len(tail)
-            if not (_bare(run) in numbers or (open_ended and run in prefixes)):
+    def _fits(written: str, source: Source) -> bool:
+        """Every phrase of `written` (the current phrase on) is stated; the last may still be growing."""
+        for start, end, phrase in _phrases(written):
+            growing = end == len(written)
+            if not (_value_stated(phrase, source.values) or (growing and phrase in source.prefixes)):
                 return False
         return True
+
+
+class GroundedNames(_Grounded):
+    """Bans a capitalised word inside a sentence unless the evidence capitalises that word too.
+
+    A sentence's first word, "I" and words the evidence writes with a capital stay free; a name is
+    checked when its first token is written, so a name must begin like one of the evidence's words.
+    """
+
+    def _banned(self, answer: str, source: Source, vocab: int) -> torch.Tensor:
+        if not answer.strip() or re.search(r"[.!?:\n]\W*$", answer):
+            return torch.zeros(vocab, dtype=torch.bool)  # a sentence starts here: its first word is free
+        key = (id(source), "names")
+        if key not in self._cached:
+            starts = {w[:i] for w in source.capitalised for i in range(1, len(w) + 1)} | {"I"}
+            banned = torch.zeros(len(self.vocabulary.texts), dtype=torch.bool)
+            for token in self.vocabulary.capital_led:
+                word = re.match(r"[\w'’]+", self.vocabulary.texts[token][1:])
+                banned[token] = bool(word) and word.group(0) not in starts
+            self._cached[key] = banned
+        return self._cached[key][:vocab]
+
+
+def grounding_processors(tokenizer: PreTrainedTokenizerBase, numbers: bool, names: bool, prompt_length: int,
+                         sources: Sequence[str] | None = None, num_beams: int = 1) -> list[_Grounded]:
+    """The grounded-decoding processors a writer's config asks for (see `_Grounded` for the arguments)."""
+    kinds = [kind for kind, wanted in ((GroundedNumbers, numbers), (GroundedNames, names)) if wanted]
+    return [kind(tokenizer, prompt_length, sources, num_beams) for kind in kinds]

@@ -12,7 +12,7 @@ document order. `seq2seq_setup` gives the trainer the same model and inputs the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TYPE_CHECKING
 
@@ -21,6 +21,7 @@ import torch
 from ..assets import default_device, require_safetensors, resolve, resolve_dtype
 from ..errors import QfsumError
 from .base import WriterConfig
+from .grounded import grounding_processors
 from ..document import Draft, Evidence
 from ..models.seq2seq_inputs import InputBuilder, TruncatedInputs, document_text, input_limit
 
@@ -98,9 +99,12 @@ class GenerationSettings:
 @torch.inference_mode()
 def generate_texts(
     model: Any, tokenizer: PreTrainedTokenizerBase, inputs: InputBuilder, pairs: Sequence[tuple[str, str]], settings: GenerationSettings,
-    progress: bool = False,
+    progress: bool = False, grounded: Callable[[Sequence[str], int], list] | None = None,
 ) -> list[str]:
-    """One summary per (query, document) pair: beam search (or greedy), in batches."""
+    """One summary per (query, document) pair: beam search (or greedy), in batches.
+
+    `grounded(sources, num_beams)`, if given, makes the logits processors that hold each answer to its
+    source text (`query + document`; see `writers.grounded`)."""
     from tqdm.auto import tqdm
 
     texts: list[str] = []
@@ -108,6 +112,11 @@ def generate_texts(
     for i in tqdm(range(0, len(pairs), step), desc="generate", unit="batch", leave=False, disable=not progress):
         batch = inputs.collate([inputs.encode(q, d) for q, d in pairs[i : i + step]])
         batch = {k: v.to(model.device) for k, v in batch.items()}
+        if grounded is not None:
+            from transformers import LogitsProcessorList
+
+            sources = [f"{q}\n{d}" for q, d in pairs[i : i + step]]
+            batch["logits_processor"] = LogitsProcessorList(grounded(sources, settings.num_beams))
         output = model.generate(
             **batch,
             num_beams=settings.num_beams,
@@ -125,6 +134,11 @@ class Seq2SeqWriter:
 
     arch = "plain"
 
+    def _grounded(self, sources: Sequence[str], num_beams: int) -> list:
+        """Grounded-decoding processors for the decoder (its ids start with the decoder's start token)."""
+        return grounding_processors(self.tokenizer, self.config.grounded_numbers, self.config.grounded_names,
+                                    0, sources, num_beams)
+
     def __init__(self, config: WriterConfig) -> None:
         self.config = config
         loaded = load_seq2seq(self.arch, config.model, config.dtype, max_input=config.input_tokens)
@@ -135,7 +149,8 @@ class Seq2SeqWriter:
 
     def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]]) -> list[Draft]:
         documents = [document_text(r) for r in ranked]
-        texts = generate_texts(self.model, self.tokenizer, self.inputs, list(zip(queries, documents)), self.settings)
+        texts = generate_texts(self.model, self.tokenizer, self.inputs, list(zip(queries, documents)), self.settings,
+                               grounded=self._grounded)
         return [Draft(text, sorted(r, key=lambda e: e.segment.start)) for text, r in zip(texts, ranked, strict=True)]
 
 
