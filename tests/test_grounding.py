@@ -22,7 +22,7 @@ from qfsum.grounding import cite, names, numbers
         ("2.5 percent of it", ["2.5%"]),
         ("fifty per cent", ["50%"]),
         ("no one came, one of them left", []),  # a lone "one" is a pronoun, not a figure
-        ("one million and one percent", ["1000000", "1%"]),
+        ("one million, then one percent", ["1000000", "1%"]),
         ("a 4.5k grant", ["4500"]),
         ("on 14 March", ["date:03-14"]),
         ("on the 14th of March", ["date:03-14"]),
