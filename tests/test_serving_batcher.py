@@ -27,6 +27,7 @@ from qfsum.serving.batcher import (  # noqa: E402
     QueueFull,
     ShuttingDown,
     TooMuchWork,
+    as_settled,
 )
 from qfsum.serving.metrics import Metrics  # noqa: E402
 
@@ -386,3 +387,69 @@ def test_a_batch_running_past_the_grace_period_is_answered_503_and_stop_does_not
         run.gate.set()
 
     asyncio.run(main())
+
+
+async def _settled(futures, deadline_s: float = LONG) -> list[tuple[int, object]]:
+    deadline = asyncio.get_running_loop().time() + deadline_s
+    return [outcome async for outcome in as_settled(futures, deadline)]
+
+
+def test_streamed_pairs_are_handed_over_batch_by_batch_each_failure_in_its_place():
+    async def main():
+        run = GatedRun()
+        batcher, first = await _blocked_batcher(run, max_batch_size=2)
+        futures = batcher.enqueue([(DOC, "a"), (DOC, "b"), (DOC, "bad"), (DOC, "c")], LONG)
+        await _until(lambda: batcher.queue_depth == 4)
+        settled = asyncio.get_running_loop().create_task(_settled(futures))
+        run.gate.set()
+        await first
+        outcomes = await settled
+        await batcher.stop()
+        return run, outcomes
+
+    run, outcomes = asyncio.run(main())
+    assert run.batches == [["first"], ["a", "b"], ["bad", "c"], ["bad"], ["c"]]  # the failing batch re-ran one by one
+    assert [i for i, _ in outcomes] == [0, 1, 2, 3]
+    assert [o.summary.text for _, o in outcomes if not isinstance(o, Exception)] == ["A", "B", "C"]
+    assert isinstance(outcomes[2][1], QfsumError) and outcomes[3][1].batch_size == 2
+
+
+def test_streamed_pairs_past_the_deadline_or_left_are_dropped_before_the_model():
+    async def main():
+        run = GatedRun()
+        batcher, first = await _blocked_batcher(run)
+        late = await _settled(batcher.enqueue([(DOC, "late1"), (DOC, "late2")], LONG), deadline_s=0.01)
+        left = batcher.enqueue([(DOC, "left")], LONG)
+        stream = as_settled(left, asyncio.get_running_loop().time() + LONG)
+        waiting = asyncio.get_running_loop().create_task(anext(stream))
+        await _until(lambda: batcher.queue_depth == 3)
+        waiting.cancel()  # the client went away while its pair was queued
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        kept = asyncio.get_running_loop().create_task(batcher.submit([(DOC, "kept")], LONG))
+        run.gate.set()
+        await first
+        await kept
+        await batcher.stop()
+        return run, late, left
+
+    run, late, left = asyncio.run(main())
+    assert [(i, type(o)) for i, o in late] == [(0, DeadlineExceeded), (1, DeadlineExceeded)]
+    assert left[0].cancelled()
+    assert run.batches == [["first"], ["kept"]]
+
+
+def test_naive_runner_streams_one_call_per_request_each_failure_in_its_place():
+    async def main():
+        run = GatedRun()
+        run.gate.set()
+        runner = NaiveRunner(run)
+        await runner.start()
+        outcomes = await _settled(runner.enqueue([(DOC, "a"), (DOC, "bug"), (DOC, "b")], LONG))
+        await runner.stop()
+        return run, outcomes
+
+    run, outcomes = asyncio.run(main())
+    assert run.batches[0] == ["a", "bug", "b"]  # one call; then each alone, to find the culprit
+    assert [i for i, _ in outcomes] == [0, 1, 2]
+    assert isinstance(outcomes[1][1], PipelineFailed) and outcomes[2][1].summary.text == "B"
