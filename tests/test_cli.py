@@ -354,3 +354,65 @@ def test_evaluate_duplicate_ids_are_rejected_or_scored_separately(capsys, tmp_pa
     assert [r["query"] for r in rows] == ["What about the bridge?", "What about the park?"]
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics["rouge1"] == pytest.approx(sum(r["rouge1"] for r in rows) / 2)
+
+
+# -- help that stays true ------------------------------------------------------------------------------
+
+
+def _commands():
+    from qfsum.cli import build_parser
+    from qfsum.cli.help import leaf_parsers
+
+    return list(leaf_parsers(build_parser()))
+
+
+def test_every_option_of_every_command_has_help_text():
+    import argparse
+
+    missing = [
+        f"qfsum {' '.join(path)} {action.option_strings[0] if action.option_strings else action.dest}"
+        for path, parser in _commands()
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()
+    ]
+    assert not missing, "options without help text: " + ", ".join(missing)
+
+
+def test_every_command_help_shows_examples_that_parse():
+    import shlex
+
+    from qfsum.cli import build_parser
+
+    parser = build_parser()
+    for path, command in _commands():
+        text = command.format_help()
+        assert "example" in text.split("options:")[-1].lower(), f"qfsum {' '.join(path)} --help shows no example"
+        examples = [line.strip() for line in text.split("example")[-1].splitlines() if "qfsum " in line]
+        assert examples, path
+        for example in examples:
+            words = shlex.split(example, comments=True)
+            words = words[words.index("qfsum") + 1 :]  # after VAR=value prefixes
+            assert words[: len(path)] == list(path), example
+            try:
+                parser.parse_args(words)
+            except SystemExit:
+                pytest.fail(f"the example in 'qfsum {' '.join(path)} --help' does not parse: {example}")
+
+
+def test_help_shows_defaults(capsys):
+    code, out, _ = cli(capsys, "summarize", "--help")
+    assert code == 0
+    flat = " ".join(out.split())
+    assert "(default: default)" in flat  # --pipeline
+    assert "(default: auto)" in flat  # --threads
+    assert "(default: None)" not in flat and "(default: False)" not in flat
+    code, out, _ = cli(capsys, "serve", "--help")
+    flat = " ".join(out.split())
+    assert "(default: 8000)" in flat and "(default 16)" in flat and "(default 16) (default" not in flat
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    code, out, err = cli(capsys, "--version")
+    assert code == 0 and out.strip() == f"qfsum {version('qfsum')}"

@@ -83,7 +83,9 @@ def loading() -> Iterator[None]:
     finally:
         hf_logging.set_verbosity(level)
         if bars:
-            hf_logging.enable_progress_bar()
+            with warnings.catch_warnings():  # hub bars stay off if HF_HUB_DISABLE_PROGRESS_BARS says so
+                warnings.simplefilter("ignore")
+                hf_logging.enable_progress_bar()
 
 
 def hide_native_stderr() -> None:
