@@ -422,6 +422,7 @@ def test_streamed_pairs_past_the_deadline_or_left_are_dropped_before_the_model()
         left = batcher.enqueue([(DOC, "left")], LONG)
         stream = as_settled(left, asyncio.get_running_loop().time() + LONG)
         waiting = asyncio.get_running_loop().create_task(anext(stream))
+        await asyncio.sleep(0)  # one turn of the loop: the stream starts waiting for its answer
         await _until(lambda: batcher.queue_depth == 3)
         waiting.cancel()  # the client went away while its pair was queued
         with pytest.raises(asyncio.CancelledError):

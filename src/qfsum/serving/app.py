@@ -12,11 +12,11 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -155,29 +155,29 @@ def create_app(pipeline: Pipeline, config: ServerConfig | None = None) -> FastAP
 
         async def lines() -> AsyncIterator[str]:
             answered = failed = 0
-            try:
-                if body.options.include_document:
-                    yield _line(StreamDocument(id=document.id, text=document.text))
-                for i, problem in problems.items():
-                    failed += 1
-                    yield _line(StreamError(index=i, query=body.queries[i], status=422, detail=problem))
-                async with aclosing(as_settled(futures, deadline)) as settled:
-                    async for k, outcome in settled:
-                        i = asked[k]
-                        if isinstance(outcome, Result):
-                            answered += 1
-                            metrics.queries.inc()
-                            yield _line(StreamAnswer(**_answer(outcome).model_dump(), index=i))
-                        else:
-                            failed += 1
-                            status, detail = _question_error(outcome)
-                            yield _line(StreamError(index=i, query=body.queries[i], status=status, detail=detail))
-                yield _line(StreamDone(id=document.id, answered=answered, failed=failed))
-            finally:
-                for future in futures:  # the client left or the stream broke: drop what is still queued
-                    future.cancel()
+            if body.options.include_document:
+                yield _line(StreamDocument(id=document.id, text=document.text))
+            for i, problem in problems.items():
+                failed += 1
+                yield _line(StreamError(index=i, query=body.queries[i], status=422, detail=problem))
+            async with aclosing(as_settled(futures, deadline)) as settled:
+                async for k, outcome in settled:
+                    i = asked[k]
+                    if isinstance(outcome, Result):
+                        answered += 1
+                        metrics.queries.inc()
+                        yield _line(StreamAnswer(**_answer(outcome).model_dump(), index=i))
+                    else:
+                        failed += 1
+                        status, detail = _question_error(outcome)
+                        yield _line(StreamError(index=i, query=body.queries[i], status=status, detail=detail))
+            yield _line(StreamDone(id=document.id, answered=answered, failed=failed))
 
-        return _LineStream(lines(), media_type=NDJSON,
+        def drop_queued() -> None:  # the client left (even before the first line) or the stream broke
+            for future in futures:
+                future.cancel()
+
+        return _LineStream(lines(), drop_queued, media_type=NDJSON,
                            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     @app.post("/v1/document", response_model=DocumentResponse, dependencies=guards, responses=errors)
@@ -358,16 +358,18 @@ _STREAM_LINES = ("one JSON object per line (NDJSON): a `document` line first if 
 
 
 class _LineStream(StreamingResponse):
-    """A streamed response that stops (and closes its line generator) as soon as the client hangs up, on
-    any ASGI server: Starlette watches for the disconnect only under ASGI spec < 2.4, and otherwise
-    notices it at the next write, which may be minutes away while a batch runs."""
+    """A streamed response that stops as soon as the client hangs up, on any ASGI server (Starlette
+    watches for the disconnect only under ASGI spec < 2.4, and otherwise notices it at the next write,
+    which may be minutes away while a batch runs). However it ends, `on_close` is called and the line
+    generator closed."""
+
+    def __init__(self, content: AsyncIterator[str], on_close: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def watch() -> None:
-            await self.listen_for_disconnect(receive)
-
         writer = asyncio.ensure_future(self.stream_response(send))
-        gone = asyncio.ensure_future(watch())
+        gone = asyncio.ensure_future(self.listen_for_disconnect(receive))
         try:
             await asyncio.wait({writer, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -377,9 +379,11 @@ class _LineStream(StreamingResponse):
                 await writer
             except (asyncio.CancelledError, OSError):
                 pass
-            closing = getattr(self.body_iterator, "aclose", None)
-            if closing is not None:
-                await closing()  # runs the generator's finally: its queued questions are dropped
+            finally:
+                self.on_close()
+                closing = getattr(self.body_iterator, "aclose", None)
+                if closing is not None:
+                    await closing()
 
 
 def _line(model: StreamDocument | StreamAnswer | StreamError | StreamDone) -> str:
