@@ -14,6 +14,7 @@ from .blocks import document_from_pages
 from .logs import quiet
 
 _TABLE_RULE = re.compile(r"^[|:\-\s]+$")  # the "|---|---|" line under a table's header row
+_SITE_SEPARATORS = ("|", "-", "–", "—", ":", "·", "•")
 _LOGGERS = ("trafilatura", "htmldate", "courlan", "charset_normalizer")
 
 
@@ -33,7 +34,7 @@ def html_document(data: bytes, source: str, id: str) -> Document:
         if not text:  # too little for the main-content heuristics (a short page): the plain text instead
             text = trafilatura.baseline(tree)[1]
     blocks = group_lines(text or "")
-    if title and not (blocks and _same(blocks[0], title)):
+    if title and not (blocks and _names_it(blocks[0], title)):
         blocks.insert(0, title)
     if not blocks:
         raise QfsumError(f"{source}: no text found in the HTML page")
@@ -70,5 +71,8 @@ def group_lines(text: str) -> list[str]:
     return blocks
 
 
-def _same(a: str, b: str) -> bool:
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+def _names_it(heading: str, title: str) -> bool:
+    """True when the content's first block already is the title: the same words, or the title is the
+    heading plus the site's name ("Roof repair | Town News")."""
+    heading, title = " ".join(heading.split()).casefold(), " ".join(title.split()).casefold()
+    return title == heading or (title.startswith(heading) and title[len(heading) :].lstrip()[:1] in _SITE_SEPARATORS)

@@ -59,14 +59,16 @@ def reflow(page: str) -> list[str]:
 
     A line ends its paragraph when a blank line follows, when the next line starts a list item,
     when it ends a sentence and is shorter than the page's usual line (the last line of a paragraph),
-    or when it is much shorter still (a heading). Bare page numbers are dropped. A hyphen at a line's
+    or when it is much shorter still (a heading) and does not end in "-" or ",". Bare page numbers
+    are dropped. A hyphen at a line's
     end is kept and the word joined without a space ("well-known"; "exam-ple" stays so).
     """
     lines = [" ".join(line.split()) for line in page.split("\n")]
     lengths = sorted(len(line) for line in lines if line)
     if not lengths:
         return []
-    width = lengths[int(0.75 * (len(lengths) - 1))] if len(lengths) >= 4 else lengths[-1]
+    # a full line's length: near the longest, as most lines of a page run to the margin (few: the longest)
+    width = lengths[int(0.9 * (len(lengths) - 1))] if len(lengths) >= 10 else lengths[-1]
     paragraphs: list[str] = []
     current = ""
     for i, line in enumerate(lines):
@@ -78,11 +80,12 @@ def reflow(page: str) -> list[str]:
         current = _join(current, line) if current else line
         following = next((n for n in lines[i + 1 :] if not _PAGE_NUMBER.match(n)), "")  # "" if blank or last
         ends_sentence = bool(_SENTENCE_END.search(line))
+        carries_on = line.endswith(("-", ","))  # a hyphenated word or a clause goes on, however short
         if (
             not following
             or _BULLET.match(following)
             or (ends_sentence and len(line) < SHORT_LINE * width)
-            or len(line) < HEADING_LINE * width
+            or (not carries_on and len(line) < HEADING_LINE * width)
         ):
             paragraphs.append(current)
             current = ""
