@@ -52,22 +52,17 @@ svg text{font:11px system-ui,sans-serif;fill:#333}
 def write_report(run_dir: Path, examples: Sequence[Example] | None = None) -> Path:
     """Write `report.html` into an `evaluate` run folder and return its path.
 
-    `examples` give document lengths and evidence texts where the rows lack them; None reads them
-    again from the data the run's `run.json` names (if it is still there).
+    `examples` (those of the run) give the evidence texts, and document lengths where old rows lack
+    them; None reads them again from the data the run's `run.json` names (if it is still there).
     """
     run = load_run(Path(run_dir))
-    by_id = {e.id: e for e in examples} if examples is not None else None
-    if by_id is None and _needs_examples(run.rows):
-        by_id = run_examples(run)
+    # the worst examples' evidence are spans of their documents: read the data again if not given
+    by_id = {e.id: e for e in examples} if examples is not None else run_examples(run)
     path = run.path / REPORT_FILE
     tmp = path.with_suffix(".tmp")
     tmp.write_text(render(run, by_id or {}), encoding="utf-8")
     tmp.replace(path)
     return path
-
-
-def _needs_examples(rows: Sequence[dict[str, Any]]) -> bool:
-    return any("document_words" not in r or "evidence_spans" not in r for r in rows)
 
 
 def render(run: Run, examples: Mapping[str, Example]) -> str:
