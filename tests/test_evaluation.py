@@ -197,3 +197,70 @@ def test_aggregate_means_and_counts():
     rows = [{"top1_rouge1": 10.0, "span_recall": 50.0}, {"top1_rouge1": 30.0}]
     metrics = aggregate(rows)
     assert metrics == {"top1_rouge1": 20.0, "span_recall": 50.0, "n": 2, "n_with_spans": 1}
+
+
+# -- the evaluate runner: a --limit that grows, what rows record --------------------------------------
+
+
+def _cli_rows(path):
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_evaluate_limit_grows_on_the_same_out_and_keeps_earlier_predictions(capsys, qmsum_root, tmp_path):
+    import json
+
+    from conftest import VAL_IDS, assert_one_error_line, cli
+
+    out = tmp_path / "run"
+    base = ["evaluate", "--data", qmsum_root, "--split", "val", "-p", "extractive-bm25", "--out", out, "--no-progress"]
+    assert cli(capsys, *base, "--limit", "2")[0] == 0
+    first = _cli_rows(out / "predictions.jsonl")
+    marked = [{**first[0], "prediction": "kept from the first run"}, first[1]]  # proves row 0 is not redone
+    (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in marked))
+
+    code, _, err = cli(capsys, *base, "--limit", "4")
+    assert code == 0, err
+    rows = _cli_rows(out / "predictions.jsonl")
+    assert [r["id"] for r in rows] == VAL_IDS[:4]
+    assert rows[0]["prediction"] == "kept from the first run"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 4 and metrics["resumed"] == 2
+    assert json.loads((out / "run.json").read_text())["ids"] == VAL_IDS[:4]
+
+    code, _, err = cli(capsys, *base)  # no --limit: all of val
+    assert code == 0, err
+    assert json.loads((out / "metrics.json").read_text())["n"] == len(VAL_IDS)
+
+    code, _, err = cli(capsys, *base, "--limit", "3")  # fewer than the folder holds: refused
+    assert "more than the 3 asked for" in assert_one_error_line(code, err)
+
+
+def test_evaluate_rows_record_query_type_document_length_and_evidence_spans(capsys, qmsum_root, tmp_path):
+    from conftest import cli
+
+    from qfsum.readers import read_examples
+    from qfsum.text import count_words
+
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "evaluate", "--data", qmsum_root, "--split", "val", "-p", "extractive-bm25",
+                       "--out", out, "--no-progress", "--limit", "2")
+    assert code == 0, err
+    examples = read_examples(qmsum_root, "val")
+    for row, example in zip(_cli_rows(out / "predictions.jsonl"), examples):
+        assert row["query_type"] == ("general" if example.id.endswith("-g0") else "specific")
+        assert row["document_words"] == count_words(example.document.text)
+        texts = [example.document.text[a:b] for a, b in row["evidence_spans"]]
+        assert len(texts) == len(row["evidence"]) and all(t and t in row["prediction"] for t in texts)
+
+
+def test_evaluate_extractor_says_which_rouge_l_is_which(capsys, qmsum_root, tmp_path):
+    from conftest import cli
+
+    code, out, err = cli(capsys, "evaluate-extractor", "--data", qmsum_root, "--split", "val", "--scorer", "bm25",
+                         "--tokenizer", "words", "--out", tmp_path / "ext", "--no-progress")
+    assert code == 0, err
+    header = out.splitlines()[0].split()
+    assert header[:5] == ["selection", "rouge1", "rouge2", "rougeL", "rougeLsum"]
+    assert "rougeL is plain ROUGE-L" in out and "rougeLsum is QMSum's R-L" in out
