@@ -272,6 +272,19 @@ def test_each_answer_shows_as_it_streams_in(browser, held):
     page.close()
 
 
+def test_stop_hangs_up_and_counts_the_questions_left_as_failed(browser, held):
+    page = open_page(browser, held.url)
+    ask(page, ["What happened to the bridge budget?", "slow: what did the committee discuss?"])
+    page.locator(".answer:not(.pending) .summary").filter(has_text="bridge").wait_for(timeout=60_000)
+    page.click("#stop")
+    page.locator("#status").filter(has_text="stopped").wait_for(timeout=30_000)
+    assert page.inner_text("#status").startswith("1 answered, 1 failed · stopped")
+    assert page.locator(".answer.failed .summary").inner_text() == "stopped before it was answered"
+    assert page.get_attribute("#progress-box", "data-state") == "failed"
+    assert page.locator("#error").is_hidden() and not page.locator("#ask").is_disabled()
+    page.close()
+
+
 def test_a_429_is_retried_after_the_time_the_server_asks(page):
     sent = posts(page)
     refused = []

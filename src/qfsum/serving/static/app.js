@@ -165,7 +165,8 @@ $("format").addEventListener("change", showDocumentSize);
 function sleep(seconds, signal) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(resolve, seconds * 1000);
-    signal.addEventListener("abort", () => { clearTimeout(timer); reject(new DOMException("stopped", "AbortError")); });
+    signal.addEventListener("abort", () => { clearTimeout(timer); reject(new DOMException("stopped", "AbortError")); },
+      { once: true });
   });
 }
 
@@ -177,9 +178,11 @@ async function openStream(body, run) {
     } catch (err) {
       const busy = err instanceof HttpError && [429, 503].includes(err.status) && err.retryAfter !== null;
       if (!busy || attempt >= MAX_RETRIES) throw err;
-      run.note = `the server is busy: retrying in ${err.retryAfter} s (try ${attempt + 2} of ${MAX_RETRIES + 1})`;
-      run.show();
-      await sleep(err.retryAfter, run.abort.signal);
+      for (let left = err.retryAfter; left > 0; left -= 1) { // a countdown, as the server asked
+        run.note = `the server is busy: retrying in ${left} s (try ${attempt + 2} of ${MAX_RETRIES + 1})`;
+        run.show();
+        await sleep(1, run.abort.signal);
+      }
       run.note = "";
       run.show();
     }
