@@ -332,6 +332,21 @@ def test_docx_paragraphs_and_tables(tmp_path):
     assert read_document(renamed)[0].text == document.text  # recognised by content too
 
 
+def test_docx_merged_cells_once_equal_cells_each():
+    import docx
+
+    word = docx.Document()
+    table = word.add_table(rows=2, cols=3)
+    table.cell(0, 0).merge(table.cell(0, 1)).text = "Roof and gutters"
+    table.cell(0, 2).text = "40,000"
+    for col in range(3):
+        table.cell(1, col).text = "0"
+    out = io.BytesIO()
+    word.save(out)
+    document = document_from_bytes(out.getvalue(), "t.docx", "t", name="t.docx")
+    assert document.text == "Roof and gutters | 40,000\n0 | 0 | 0"
+
+
 def test_damaged_docx_is_a_user_error(tmp_path, capsys):
     not_zip = tmp_path / "a.docx"
     not_zip.write_bytes(b"this is not a zip archive at all")

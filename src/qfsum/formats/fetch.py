@@ -64,9 +64,11 @@ def fetch(url: str, max_bytes: int = MAX_BYTES, timeout: float = TIMEOUT_S) -> F
         raise
     except urllib.error.HTTPError as err:
         raise QfsumError(f"{url}: HTTP {err.code} {err.reason}") from None
-    except urllib.error.URLError as err:
+    except urllib.error.URLError as err:  # connecting failed (refused, timed out, unknown host, TLS)
+        if isinstance(err.reason, TimeoutError):
+            raise QfsumError(f"{url}: no answer within {timeout:g} s") from None
         raise QfsumError(f"{url}: {_reason(err.reason)}") from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:  # reading the reply stalled (socket.timeout is TimeoutError)
         raise QfsumError(f"{url}: no answer within {timeout:g} s") from None
     except (OSError, ValueError, http.client.HTTPException) as err:  # reset connections, malformed replies
         raise QfsumError(f"{url}: {_reason(err)}") from None
@@ -92,8 +94,6 @@ def _reason(reason: object) -> str:
     """A short, human reason for a network failure."""
     if isinstance(reason, ConnectionRefusedError):
         return "cannot connect (connection refused)"
-    if isinstance(reason, (TimeoutError, socket.timeout)):
-        return "no answer in time (timed out)"
     if isinstance(reason, socket.gaierror):
         return "cannot find the host (name resolution failed)"
     if isinstance(reason, ssl.SSLError):

@@ -37,10 +37,11 @@ def docx_document(data: bytes, source: str, id: str) -> Document:
 def _cells(row) -> list[str]:
     """A table row's cell texts; a merged cell appears once, not once per grid column it spans."""
     texts: list[str] = []
+    previous = None
     for cell in row.cells:
-        text = " ".join(cell.text.split())
-        if not texts or text != texts[-1]:
-            texts.append(text)
+        if previous is None or cell._tc is not previous._tc:  # a merged cell repeats its XML element
+            texts.append(" ".join(cell.text.split()))
+        previous = cell
     return texts
 
 
