@@ -152,7 +152,8 @@ def test_tercile_groups_keep_ties_together():
     assert [[r["w"] for r in g] for _, g in groups] == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
     assert [name for name, _ in groups] == ["short (1–3 words)", "medium (4–6 words)", "long (7–9 words)"]
     tied = tercile_groups([{"w": 5}] * 4 + [{"w": 9}] * 2, "w")
-    assert sum(len(g) for _, g in tied) == 6 and all(len({r["w"] for r in g}) == 1 for _, g in tied)
+    assert [(name, len(g)) for name, g in tied] == [("shorter (5–5 words)", 4), ("longer (9–9 words)", 2)]
+    assert [name for name, _ in tercile_groups([{"w": 7}] * 5, "w")] == ["all (7–7 words)"]  # one meeting
 
 
 def test_query_type_from_qmsum_ids():

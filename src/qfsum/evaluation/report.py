@@ -176,8 +176,9 @@ def tercile_groups(rows: Sequence[dict[str, Any]], key: str = "document_words") 
     cuts = [ordered[min(n - 1, (n * k) // 3)][key] for k in (1, 2)]  # values at the 1/3 and 2/3 ranks
     bands = [[r for r in ordered if r[key] < cuts[0]], [r for r in ordered if cuts[0] <= r[key] < cuts[1]],
              [r for r in ordered if r[key] >= cuts[1]]]
-    names = ("short", "medium", "long")
-    return [(f"{name} ({band[0][key]:,}–{band[-1][key]:,} words)", band) for name, band in zip(names, bands) if band]
+    bands = [band for band in bands if band]
+    names = ("short", "medium", "long") if len(bands) == 3 else ("shorter", "longer") if len(bands) == 2 else ("all",)
+    return [(f"{name} ({band[0][key]:,}–{band[-1][key]:,} words)", band) for name, band in zip(names, bands)]
 
 
 def _histogram(answers: Sequence[int], references: Sequence[int], bins: int = 12) -> str:
