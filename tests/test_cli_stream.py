@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+import warnings
 
 import pytest
 from conftest import cli
@@ -176,7 +177,9 @@ def test_loading_turns_progress_bars_off_and_restores_them():
     from transformers.utils import logging as hf_logging
 
     was = hf_logging.is_progress_bar_enabled()
-    hf_logging.enable_progress_bar()
+    with warnings.catch_warnings():  # the hub's own bars may stay off (HF_HUB_DISABLE_PROGRESS_BARS)
+        warnings.simplefilter("ignore")
+        hf_logging.enable_progress_bar()
     try:
         with quiet.loading():
             assert not hf_logging.is_progress_bar_enabled()
