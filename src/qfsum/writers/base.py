@@ -37,6 +37,7 @@ class WriterConfig:
     kind: str = "extractive"  # a key of WRITER_FACTORIES: extractive | generative (any causal or seq2seq LM) | ...
     model: str | None = None  # generative: packaged name (smollm2), local directory or hub id
     summary_words: int | None = None  # extractive: the summary's length in words (default 100)
+    min_content_words: int | None = None  # extractive: skip segments with fewer distinct content words (default 2; 0 keeps filler)
     input_tokens: int | None = None  # model writers: tokens the model reads; generative: the whole prompt (1024); segenc, locost: the document (the model's max_input; locost 65,536); led, bart: query + document (the model's limit)
     max_new_tokens: int = 200  # generative: length limit of the answer
     no_repeat_ngram_size: int = 3  # generative: small models loop without it (within the answer: copying the prompt stays allowed)
@@ -57,6 +58,10 @@ class WriterConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise QfsumError(f"writer {name} must be >= 1, got {value}")
+        if self.min_content_words is not None and self.min_content_words < 0:
+            raise QfsumError(f"writer min_content_words must be >= 0, got {self.min_content_words}")
+        if self.kind != "extractive" and self.min_content_words is not None:
+            raise QfsumError("min_content_words is the extractive writer's; model writers read all their evidence")
         if self.kind == "extractive" and self.input_tokens is not None:
             raise QfsumError("the extractive writer's length is summary_words, not input_tokens")
         if self.kind != "extractive" and self.summary_words is not None:
