@@ -149,7 +149,16 @@ def print_evidence(summary: Any) -> None:
         seg = item.segment
         flat = " ".join(seg.text.split())  # one line per evidence item, whatever the source's line breaks
         snippet = flat if len(flat) <= 160 else flat[:157] + "..."
-        print(f"  [{i + 1}] chars {seg.start}-{seg.end}  rank #{rank[i]}  {snippet}")
+        print(f"  [{i + 1}] chars {seg.start}-{seg.end}{page_label(seg)}  rank #{rank[i]}  {snippet}")
+
+
+def page_label(segment: Any) -> str:
+    """'  p. N' or '  pp. N-M' for a segment of a paged source (PDF); '' for other sources."""
+    if segment.page is None:
+        return ""
+    if segment.last_page is None or segment.last_page == segment.page:
+        return f"  p. {segment.page}"
+    return f"  pp. {segment.page}-{segment.last_page}"
 
 
 def cmd_pipelines(args: argparse.Namespace) -> None:
