@@ -27,7 +27,7 @@ def _check_summary_json(data, source_text: str, queries: list[str]) -> None:
         assert item["summary"].strip()
         for sentence in item["sentences"]:
             assert item["summary"][sentence["start"] : sentence["end"]] == sentence["text"]
-            assert set(sentence) == {"text", "start", "end", "citations", "support", "supported"}
+            assert set(sentence) == {"text", "start", "end", "citations", "support", "supported", "quote"}
             assert all(0 <= c < len(item["evidence"]) for c in sentence["citations"])
         assert item["evidence"]
         for evidence in item["evidence"]:

@@ -10,6 +10,7 @@ from conftest import MEETING_B, PLAIN_TEXT
 
 from qfsum import Pipeline, PipelineConfig, QfsumError
 from qfsum.assets import resolve
+from qfsum.retrieval import ScorerConfig
 from qfsum.writers import WriterConfig
 from qfsum.pipeline import load_config, packaged_pipelines, summarize_each
 from qfsum.readers import document_from_text, qmsum_document
@@ -154,6 +155,8 @@ def test_summarize_text_returns_summary_with_evidence_and_timings():
         assert sentence["supported"] and sentence["citations"]
         cited = data["evidence"][sentence["citations"][0]]["text"]
         assert set(sentence["text"].lower().split()) <= set(cited.lower().split())
+        quote = document.text[sentence["quote"]["start"] : sentence["quote"]["end"]]  # the sentence it comes from
+        assert quote.strip() and set(sentence["text"].lower().split()) <= set(quote.lower().split())
 
 
 def test_summarize_many_segments_once_and_answers_in_order(monkeypatch):
@@ -323,3 +326,28 @@ def test_strict_grounding_with_nothing_supported_answers_with_the_best_evidence(
 def test_unknown_grounding_mode_is_an_error():
     with pytest.raises(QfsumError, match="grounding must be one of"):
         PipelineConfig(grounding="sometimes")
+
+
+def test_off_topic_questions_are_flagged_and_strict_mode_does_not_answer_them():
+    from qfsum.pipeline import ground, off_topic_note
+
+    note = off_topic_note(0.06, 0.25)
+    assert note and "does not seem to answer" in note and "0.06" in note
+    assert off_topic_note(0.4, 0.25) is None and off_topic_note(None, 0.25) is None and off_topic_note(0.1, None) is None
+    draft = _draft("The overrun is 120,000 euros.", ["Ann: the overrun is 120,000 euros."])
+    text, sentences, flagged = ground(draft, "flag", off_topic=note)
+    assert text == draft.text and sentences and flagged == note
+    assert ground(draft, "strict", off_topic=note) == ("", [], note)
+
+
+def test_a_pipeline_with_a_dense_scorer_measures_relevance(tiny_bert_dir):
+    config = PipelineConfig(scorer=ScorerConfig(kind="hybrid", model=str(tiny_bert_dir)), off_topic_below=1.01)
+    summary = Pipeline(config).summarize(PLAIN_TEXT, "What happened to the bridge budget?")
+    assert summary.relevance is not None and -1.0 <= summary.relevance <= 1.0 + 1e-6
+    assert "does not seem to answer" in summary.note  # no cosine reaches 1.01
+    assert summary.to_dict()["relevance"] == round(summary.relevance, 4)
+
+
+def test_unknown_support_scorer_is_a_one_line_error(tmp_path):
+    with pytest.raises(QfsumError):
+        Pipeline(PipelineConfig(support=str(tmp_path / "no-such-model")))

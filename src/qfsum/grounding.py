@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from .text import sentence_spans
 
@@ -154,6 +155,7 @@ class SentenceSupport:
     end: int
     citations: list[int]  # indices into the answer's evidence, best first
     support: float  # 0..1, the support scorer's score of the best cited segment
+    quote: tuple[int, int] | None = None  # the sentence of the first cited segment that supports it best (offsets in it)
 
 
 class LexicalSupport:
@@ -184,10 +186,11 @@ class LexicalSupport:
         return scores
 
 
-def cite(answer: str, evidence: Sequence[str], scorer: LexicalSupport | None = None,
+def cite(answer: str, evidence: Sequence[str], scorer: "SupportScorer | None" = None,
          threshold: float = SUPPORT_THRESHOLD) -> list[SentenceSupport]:
     """Split `answer` into sentences and cite, for each, the evidence segments that score at least
-    `threshold` (the best one always, so a reader sees where the sentence comes closest)."""
+    `threshold` (the best one always, so a reader sees where the sentence comes closest), and quote the
+    sentence of the best segment that supports it most: what a reader should check first."""
     scorer = scorer or LexicalSupport()
     cited = []
     for start, end in sentence_spans(answer, any_case=True):
@@ -195,5 +198,27 @@ def cite(answer: str, evidence: Sequence[str], scorer: LexicalSupport | None = N
         scores = scorer.scores(sentence, evidence)
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         citations = [i for i in order if scores[i] >= threshold] or order[:1]
-        cited.append(SentenceSupport(sentence, start, end, citations, round(scores[order[0]], 4) if order else 0.0))
+        quote = best_quote(sentence, evidence[order[0]], scorer) if order else None
+        cited.append(SentenceSupport(sentence, start, end, citations, round(scores[order[0]], 4) if order else 0.0, quote))
     return cited
+
+
+def best_quote(sentence: str, segment: str, scorer: "SupportScorer") -> tuple[int, int] | None:
+    """(start, end) in `segment` of its sentence that supports `sentence` most (None if none shares a word)."""
+    spans = list(sentence_spans(segment, any_case=True))
+    if not spans:
+        return None
+    scores = scorer.scores(sentence, [segment[a:b] for a, b in spans])
+    best = max(range(len(spans)), key=lambda i: scores[i])
+    return spans[best] if scores[best] > 0 else None
+
+
+class SupportScorer(Protocol):
+    """What `cite` and the faithfulness metrics need of a support scorer (`LexicalSupport`, or the
+    NLI scorers of `qfsum.support`)."""
+
+    name: str
+
+    def scores(self, sentence: str, segments: Sequence[str]) -> list[float]:
+        """One score in [0, 1] per segment: how strongly it supports `sentence`."""
+        ...

@@ -19,7 +19,9 @@ from .retrieval import ScorerConfig, build_scorer, rank
 from .cache import CACHE_BYTES, LRUCache, segments_nbytes
 from .segment import Segmenter, SegmenterConfig
 from .text import require_unicode
-from .grounding import SUPPORT_THRESHOLD, SentenceSupport, cite
+from .grounding import SUPPORT_THRESHOLD, SentenceSupport, SupportScorer, cite
+from .retrieval import best_similarity
+from .support import DEFAULT_SUPPORT_SCORER, build_support_scorer
 
 CONFIG_FILE = "pipeline.json"
 GROUNDING_MODES = ("off", "flag", "strict")
@@ -37,6 +39,8 @@ class PipelineConfig:
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
     writer: WriterConfig = field(default_factory=WriterConfig)
     grounding: str = "flag"  # off | flag (every sentence with its citations and support) | strict (drop unsupported ones)
+    support: str = DEFAULT_SUPPORT_SCORER  # who judges support: "lexical", or an NLI model's hub id or directory
+    off_topic_below: float | None = None  # a best-segment cosine (dense scorers) under this: the document does not answer
 
     def __post_init__(self) -> None:
         if self.grounding not in GROUNDING_MODES:
@@ -53,6 +57,8 @@ class PipelineConfig:
                 scorer=ScorerConfig(**data.get("scorer", {})),
                 writer=WriterConfig.from_dict(data.get("writer", {})),
                 grounding=data.get("grounding", "flag"),
+                support=data.get("support", DEFAULT_SUPPORT_SCORER),
+                off_topic_below=data.get("off_topic_below"),
             )
         except TypeError as err:
             raise QfsumError(f"invalid pipeline config: {err}") from None
@@ -78,7 +84,15 @@ class Summary:
     evidence: list[Evidence]
     timings: dict[str, float]
     sentences: list[SentenceSupport] = field(default_factory=list)
-    note: str | None = None  # what strict grounding changed, if anything
+    note: str | None = None  # what strict grounding changed, or that the document seems not to answer
+    relevance: float | None = None  # the query's best cosine with a segment (pipelines with a dense scorer)
+
+    def quote(self, sentence: SentenceSupport) -> dict[str, int] | None:
+        """Where, in the document, the sentence's best supporting evidence sentence is."""
+        if sentence.quote is None or not sentence.citations:
+            return None
+        segment = self.evidence[sentence.citations[0]].segment
+        return {"start": segment.start + sentence.quote[0], "end": segment.start + sentence.quote[1]}
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -86,7 +100,7 @@ class Summary:
             "summary": self.text,
             "sentences": [
                 {"text": s.text, "start": s.start, "end": s.end, "citations": s.citations, "support": s.support,
-                 "supported": s.support >= SUPPORT_THRESHOLD}
+                 "supported": s.support >= SUPPORT_THRESHOLD, "quote": self.quote(s)}
                 for s in self.sentences
             ],
             "evidence": [e.to_dict() for e in self.evidence],
@@ -94,30 +108,45 @@ class Summary:
         }
         if self.note:
             data["note"] = self.note
+        if self.relevance is not None:
+            data["relevance"] = round(self.relevance, 4)
         return data
 
 
-def ground(draft: Draft, mode: str) -> tuple[str, list[SentenceSupport], str | None]:
+def ground(draft: Draft, mode: str, scorer: SupportScorer | None = None,
+           off_topic: str | None = None) -> tuple[str, list[SentenceSupport], str | None]:
     """(text, sentences, note) of a draft under a grounding mode: cite each sentence; in strict mode,
-    keep only the supported ones, or the start of the best evidence when none is."""
+    keep only the supported ones, or the start of the best evidence when none is. `off_topic`, if
+    given, says why the document does not seem to answer the question: flag mode keeps the answer
+    and warns; strict mode answers nothing and says so."""
     if mode == "off":
         return draft.text, [], None
     evidence = [e.segment.text for e in draft.evidence]
-    sentences = cite(draft.text, evidence, threshold=SUPPORT_THRESHOLD)
+    sentences = cite(draft.text, evidence, scorer, SUPPORT_THRESHOLD)
     if mode == "flag":
-        return draft.text, sentences, None
+        return draft.text, sentences, off_topic
+    if off_topic:
+        return "", [], off_topic
     kept = [s for s in sentences if s.support >= SUPPORT_THRESHOLD]
     dropped = len(sentences) - len(kept)
     if kept:
         text = " ".join(s.text for s in kept)
         note = f"strict grounding dropped {dropped} unsupported sentence{'s' * (dropped != 1)}" if dropped else None
-        return text, cite(text, evidence, threshold=SUPPORT_THRESHOLD), note
+        return text, cite(text, evidence, scorer, SUPPORT_THRESHOLD), note
     if not draft.evidence:
         return "", [], "strict grounding: no supported sentence and no evidence"
     best = max(draft.evidence, key=lambda e: e.score).segment.text
     text = " ".join(best.split()[:STRICT_FALLBACK_WORDS])
-    return text, cite(text, evidence, threshold=SUPPORT_THRESHOLD), (
+    return text, cite(text, evidence, scorer, SUPPORT_THRESHOLD), (
         "strict grounding: no sentence of the written answer was supported; this is the best evidence instead")
+
+
+def off_topic_note(similarity: float | None, threshold: float | None) -> str | None:
+    """The warning for a question no segment matches well (None when it is on topic or unmeasured)."""
+    if similarity is None or threshold is None or similarity >= threshold:
+        return None
+    return (f"the document does not seem to answer this question (its best passage matches it with "
+            f"similarity {similarity:.2f}, under {threshold:.2f})")
 
 
 def summarize_each(
@@ -162,6 +191,7 @@ class Pipeline:
         self.segmenter = Segmenter(config.segmenter)
         self.scorer = build_scorer(config.scorer)
         self.writer = build_writer(config.writer)
+        self.support = build_support_scorer(config.support) if config.grounding != "off" else None
         self._segments: LRUCache[list[Segment]] = LRUCache(64, CACHE_BYTES, segments_nbytes)
 
     # -- loading and saving ---------------------------------------------------------------
@@ -208,19 +238,23 @@ class Pipeline:
                 raise QfsumError("the query is empty")
             require_unicode(query, "query")
             ranked, timing = self._timed_rank(document, query)
-            prepared.append((query, ranked))
+            relevance = None
+            if self.config.off_topic_below is not None:
+                relevance = best_similarity(self.scorer, query, self.segments(document))
+            prepared.append((query, ranked, relevance))
             timings.append(timing)
         t3 = time.perf_counter()
-        drafts = self.writer.write_batch([q for q, _ in prepared], [r for _, r in prepared])
+        drafts = self.writer.write_batch([q for q, _, _ in prepared], [r for _, r, _ in prepared])
         write_ms = (time.perf_counter() - t3) * 1e3 / max(len(items), 1)  # a batch: its share each
         summaries = []
-        for (query, _), draft, timing in zip(prepared, drafts, timings, strict=True):
+        for (query, _, relevance), draft, timing in zip(prepared, drafts, timings, strict=True):
             timing["write_ms"] = write_ms
             t4 = time.perf_counter()
-            text, sentences, note = ground(draft, self.config.grounding)
+            off_topic = off_topic_note(relevance, self.config.off_topic_below)
+            text, sentences, note = ground(draft, self.config.grounding, self.support, off_topic)
             timing["ground_ms"] = (time.perf_counter() - t4) * 1e3
             timing["total_ms"] = sum(timing.values())
-            summaries.append(Summary(query, text, draft.evidence, timing, sentences, note))
+            summaries.append(Summary(query, text, draft.evidence, timing, sentences, note, relevance))
         return summaries
 
     def summarize_each(self, items: Sequence[tuple[Document | str, str]]) -> list[Summary | Exception]:

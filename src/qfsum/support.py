@@ -20,10 +20,10 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from .errors import QfsumError
-from .grounding import LexicalSupport
+from .grounding import LexicalSupport, SupportScorer
 from .text import sentence_spans
 
 DEFAULT_SUPPORT_SCORER = "lexical"
@@ -32,16 +32,6 @@ DEFAULT_SUPPORT_SCORER = "lexical"
 _SUPPORTED_NAMES = ("supported", "supports", "consistent", "correct", "factual", "faithful", "entailed", "true",
                     "yes", "1", "label_1")
 _NEGATION = re.compile(r"^(not|non|no|un|in)_?(?=supported|supports|consistent|correct|factual|faithful|entail|true)")
-
-
-class SupportScorer(Protocol):
-    """What `grounding.cite` and the faithfulness metrics need of a support scorer."""
-
-    name: str
-
-    def scores(self, sentence: str, segments: Sequence[str]) -> list[float]:
-        """One score in [0, 1] per segment: how strongly it supports `sentence`."""
-        ...
 
 
 def build_support_scorer(spec: str = DEFAULT_SUPPORT_SCORER) -> SupportScorer:

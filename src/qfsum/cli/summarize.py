@@ -118,6 +118,7 @@ def print_summary(summary: Any) -> None:
     print(f"Q: {summary.query}\nA: {answer_with_markers(summary)}\n")
     if summary.note:
         print(f"({summary.note})\n")
+    print_quotes(summary)
     print_evidence(summary)
     print(f"({summary.timings['total_ms']:.0f} ms)")
 
@@ -133,6 +134,21 @@ def answer_with_markers(summary: Any) -> str:
         marks = "".join(f"[{c + 1}]" for c in sentence.citations) if supported else "[unsupported]"
         parts.append(f"{sentence.text} {marks}")
     return " ".join(parts)
+
+
+def print_quotes(summary: Any) -> None:
+    """For each supported sentence, the evidence sentence that supports it best: what to check first."""
+    lines = []
+    for k, sentence in enumerate(summary.sentences, 1):
+        if sentence.support < SUPPORT_THRESHOLD or sentence.quote is None:
+            continue
+        cited = sentence.citations[0]
+        start, end = sentence.quote
+        flat = " ".join(summary.evidence[cited].segment.text[start:end].split())
+        flat = flat if len(flat) <= 150 else flat[:147] + "..."
+        lines.append(f"  sentence {k} <- [{cited + 1}] \"{flat}\"")
+    if lines:
+        print("Check:\n" + "\n".join(lines) + "\n")
 
 
 def print_evidence(summary: Any) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
+from ..document import Segment
 from ..errors import QfsumError
 from .base import Scorer, ScorerConfig
 from .cross import CrossEncoderScorer
@@ -65,3 +67,14 @@ def build_scorer(config: ScorerConfig) -> Scorer:
     if config.kind == "relreg":
         return CrossEncoderScorer(config.model, config.batch_size, config.dtype)
     raise QfsumError(f"unknown scorer '{config.kind}' (choose from {', '.join(SCORER_KINDS)})")
+
+
+def best_similarity(scorer: Scorer, query: str, segments: Sequence[Segment]) -> float | None:
+    """The query's highest cosine similarity with any segment, from the scorer's dense encoder (its own,
+    or the one it fuses); None when it has none. Unlike fused ranks, a cosine says how well the best
+    segment matches at all: how off-topic a question is."""
+    dense = scorer if isinstance(scorer, DenseScorer) else next(
+        (s for s in getattr(scorer, "scorers", ()) if isinstance(s, DenseScorer)), None)
+    if dense is None or not segments:
+        return None
+    return float(dense.score(query, segments).max())

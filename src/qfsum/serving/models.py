@@ -145,6 +145,13 @@ class EvidenceOut(BaseModel):
     text: str
 
 
+class Span(BaseModel):
+    """A character range of the document: `document[start:end]`."""
+
+    start: int
+    end: int
+
+
 class SentenceOut(BaseModel):
     """One sentence of the answer, with the evidence that supports it; `summary[start:end]` is its text."""
 
@@ -154,6 +161,8 @@ class SentenceOut(BaseModel):
     citations: list[int] = Field(description="indices into `evidence` of the supporting segments, best first")
     support: float = Field(description="0..1: how much of the sentence its best cited segment covers (numbers must match)")
     supported: bool = Field(description="support reaches the threshold; unsupported sentences deserve a reader's doubt")
+    quote: Span | None = Field(default=None, description="document offsets of the sentence of the first cited segment "
+                                                         "that supports this one best: what to check first")
 
 
 class Answer(BaseModel):
@@ -163,7 +172,10 @@ class Answer(BaseModel):
     summary: str
     sentences: list[SentenceOut] = Field(default_factory=list,
                                          description="the summary's sentences with citations (empty with grounding off)")
-    note: str | None = Field(default=None, description="what strict grounding changed, if anything")
+    note: str | None = Field(default=None, description="what strict grounding changed, or that the document does "
+                                                       "not seem to answer the question")
+    relevance: float | None = Field(default=None, description="the question's best cosine similarity with a passage "
+                                                              "(pipelines with a dense scorer); low means off-topic")
     evidence: list[EvidenceOut] = Field(description="in document order")
     timings: dict[str, float] = Field(description="milliseconds per stage, plus queue_ms (waiting for a batch)")
     batch_size: int = Field(description="how many queries shared the model call that answered this one")

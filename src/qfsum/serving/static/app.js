@@ -367,7 +367,11 @@ function renderSummary(summary, answer, i) {
         marker.className = "cite";
         marker.textContent = `[${j + 1}]`;
         marker.title = `evidence ${j + 1}, support ${sentence.support.toFixed(2)}`;
-        marker.addEventListener("click", (e) => { e.stopPropagation(); select(i, `ev-${i}-${j}`); });
+        marker.addEventListener("click", (e) => {
+          e.stopPropagation();
+          select(i, `ev-${i}-${j}`);
+          if (sentence.quote && j === sentence.citations[0]) highlightQuote(`ev-${i}-${j}`, answer.evidence[j].start, sentence.quote);
+        });
         summary.append(marker);
       });
     } else {
@@ -397,6 +401,27 @@ function select(i, targetId) {
   document.querySelectorAll("mark.active").forEach((m) => m.classList.remove("active"));
   mark.classList.add("active");
   mark.scrollIntoView({ block: "center", behavior: "auto" });
+}
+
+// Inside a cited passage, the sentence that supports the answer's sentence best (document offsets).
+function highlightQuote(markId, passageStart, quote) {
+  document.querySelectorAll("span.quote").forEach((old) => {
+    const parent = old.parentNode;
+    old.replaceWith(...old.childNodes);
+    parent.normalize();
+  });
+  const mark = $(markId);
+  const text = mark && mark.firstChild;
+  const start = quote.start - passageStart;
+  const end = quote.end - passageStart;
+  if (!text || text.nodeType !== Node.TEXT_NODE || start < 0 || end > text.length || start >= end) return;
+  const range = document.createRange();
+  range.setStart(text, start);
+  range.setEnd(text, end);
+  const span = document.createElement("span");
+  span.className = "quote";
+  span.title = "the sentence that supports the answer's sentence best";
+  range.surroundContents(span);
 }
 
 // The document with the selected answer's evidence as <mark> elements (offsets index state.docText).
