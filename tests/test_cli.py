@@ -73,6 +73,26 @@ def test_summarize_json_keys_and_offsets(capsys, text_path):
     assert "March" in data[1]["summary"]
 
 
+def test_summarize_words_sets_the_answer_length(capsys, text_path):
+    def words(n: int) -> int:
+        code, out, err = cli(capsys, "summarize", text_path, "-q", "What happened to the bridge budget?",
+                             "-p", "extractive-bm25", "--json", "--words", str(n))
+        assert code == 0, err
+        return len(json.loads(out)[0]["summary"].split())
+
+    short, long = words(8), words(60)
+    assert short <= 8 < long <= 60
+
+
+def test_summarize_text_output_names_the_sentence_to_check(capsys, text_path):
+    code, out, err = cli(capsys, "summarize", text_path, "-q", "What happened to the bridge budget?", "-p", "extractive-bm25")
+    assert code == 0, err
+    check = out.split("Check:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert check and all(line.strip().startswith("sentence ") and " <- [" in line for line in check)
+    quoted = [line.split('"', 1)[1].rsplit('"', 1)[0] for line in check]
+    assert any("bridge was cut by ten percent" in q for q in quoted)
+
+
 def test_summarize_json_subprocess_console_script(text_path):
     result = run_subprocess("summarize", text_path, "--query", "Who presented the library report?", "--pipeline", "extractive-bm25", "--json")
     assert result.returncode == 0, result.stderr.decode()

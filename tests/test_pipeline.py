@@ -277,8 +277,13 @@ def test_a_pipeline_file_with_the_old_budget_key_loads_in_its_writers_unit(tmp_p
 def test_a_writer_refuses_the_other_kinds_unit():
     with pytest.raises(QfsumError, match="summary_words, not input_tokens"):
         WriterConfig(kind="extractive", input_tokens=100)
-    with pytest.raises(QfsumError, match="budget is input_tokens"):
-        WriterConfig(kind="generative", model="smollm2", summary_words=100)
+    with pytest.raises(QfsumError, match="summary_words must be >= 1"):
+        WriterConfig(kind="generative", model="smollm2", summary_words=0)
+
+
+def test_a_model_writer_s_answer_length_in_words_sets_its_token_limit():
+    assert WriterConfig(kind="generative", model="smollm2", max_new_tokens=120).new_tokens() == 120
+    assert WriterConfig(kind="generative", model="smollm2", summary_words=200).new_tokens() == 300
 
 
 def test_summarize_each_isolates_the_failing_item():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from qfsum.text import count_words, sentence_spans, split_sentences, word_spans
+from qfsum.text import complete_sentences, count_words, sentence_spans, split_sentences, word_spans
 
 
 def test_splits_simple_sentences():
@@ -85,3 +85,14 @@ def test_any_case_keeps_abbreviations_whole():
         "we met dr. smith today.",
         "he was late.",
     ]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("The roof is late. The beams were ordered on", "The roof is late."),
+    ("The roof is late. The beams were ordered.", "The roof is late. The beams were ordered."),
+    ('He said "stop." Then he', 'He said "stop."'),
+    ("no sentence ends here", "no sentence ends here"),  # nothing whole to keep: keep it all
+    ("", ""),
+])
+def test_complete_sentences_drops_a_last_sentence_cut_short(text, expected):
+    assert complete_sentences(text) == expected

@@ -57,6 +57,15 @@ def split_sentences(text: str, any_case: bool = False) -> list[str]:
     return [text[a:b] for a, b in sentence_spans(text, any_case)]
 
 
+def complete_sentences(text: str) -> str:
+    """`text` without a last sentence cut short (no closing punctuation), if an earlier sentence ends:
+    an answer stopped by its length limit ends where its last whole sentence does."""
+    if re.search(r"""[.!?…]["')\]’”]*\s*$""", text):
+        return text
+    spans = list(sentence_spans(text, any_case=True))
+    return text[: spans[-2][1]] if len(spans) > 1 else text
+
+
 def word_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of whitespace-separated words."""
     return [m.span() for m in _WORD.finditer(text)]

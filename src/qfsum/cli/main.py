@@ -22,7 +22,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 # Lower bounds of numeric flags that the commands behind them do not check (a float flag is
 # always refused as nan or inf). Each applies to every command with a flag of that name.
 AT_LEAST_ONE = ("budget", "max_length", "workers", "max_new_tokens", "teacher_max_new_tokens", "max_prompt",
-                "passage_tokens", "layers", "width", "heads", "state_size", "threads", "window_batch")
+                "passage_tokens", "layers", "width", "heads", "state_size", "threads", "window_batch", "words")
 AT_LEAST_ZERO = ("val_limit",)  # 0 means all
 ABOVE_ZERO = ("sample_temperature", "memory_limit")
 

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from ..errors import QfsumError
 from ..grounding import SUPPORT_THRESHOLD
-from ..pipeline import GROUNDING_MODES
+from ..pipeline import GROUNDING_MODES, load_config
 from ..threads import add_threads_argument, parse_threads, set_threads
 
 SHOWN_EVIDENCE = 5  # text output; --json gives all
@@ -48,9 +48,12 @@ def cmd_summarize(args: argparse.Namespace) -> None:
     set_threads(threads)
     status = StatusLine()
     status.show(f"loading pipeline '{args.pipeline}'...")
-    pipeline = Pipeline.load(args.pipeline)
+    config = load_config(args.pipeline)
     if args.grounding:
-        pipeline.config.grounding = args.grounding
+        config.grounding = args.grounding
+    if args.words:
+        config.writer.summary_words = args.words
+    pipeline = Pipeline(config)
     summaries = []
     for summary in answers(pipeline, document, queries, status):
         if args.jsonl:
@@ -199,6 +202,9 @@ def register(sub: Any) -> None:
     p.add_argument("--grounding", choices=GROUNDING_MODES, default=None,
                    help="flag (the pipeline's default): cite evidence after each sentence and mark unsupported ones; "
                         "strict: drop unsupported sentences; off: no citations")
+    p.add_argument("--words", type=int, default=None, metavar="N",
+                   help="answer length in words: the extractive writer's budget, or about so many words from a "
+                        "model writer, ending at a whole sentence (default: the pipeline's)")
     add_threads_argument(p)
     p.set_defaults(func=cmd_summarize)
     p = sub.add_parser("pipelines", help="list the packaged pipelines")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +21,9 @@ WRITER_FACTORIES: dict[str, str] = {
     "locost": "qfsum.writers.locost_writer:LocostWriter",  # reads the whole document (64K tokens); scorer lead
 }
 WRITER_KINDS = tuple(WRITER_FACTORIES)
+# English text is about 1.3 tokens a word for these tokenizers; a little room, as the answer is then
+# cut back to its last whole sentence
+TOKENS_PER_WORD = 1.5
 
 
 class Writer(Protocol):
@@ -36,7 +40,7 @@ class WriterConfig:
 
     kind: str = "extractive"  # a key of WRITER_FACTORIES: extractive | generative (any causal or seq2seq LM) | ...
     model: str | None = None  # generative: packaged name (smollm2), local directory or hub id
-    summary_words: int | None = None  # extractive: the summary's length in words (default 100)
+    summary_words: int | None = None  # the answer's length in words: extractive (default 100); model writers: about so many (sets max_new_tokens)
     min_content_words: int | None = None  # extractive: skip segments with fewer distinct content words (default 2; 0 keeps filler)
     input_tokens: int | None = None  # model writers: tokens the model reads; generative: the whole prompt (1024); segenc, locost: the document (the model's max_input; locost 65,536); led, bart: query + document (the model's limit)
     max_new_tokens: int = 200  # generative: length limit of the answer
@@ -64,8 +68,10 @@ class WriterConfig:
             raise QfsumError("min_content_words is the extractive writer's; model writers read all their evidence")
         if self.kind == "extractive" and self.input_tokens is not None:
             raise QfsumError("the extractive writer's length is summary_words, not input_tokens")
-        if self.kind != "extractive" and self.summary_words is not None:
-            raise QfsumError(f"the {self.kind} writer's budget is input_tokens; summary_words is the extractive writer's")
+
+    def new_tokens(self) -> int:
+        """The model writers' limit on answer tokens: from `summary_words` when set, else `max_new_tokens`."""
+        return math.ceil(self.summary_words * TOKENS_PER_WORD) if self.summary_words else self.max_new_tokens
 
     @classmethod
     def from_dict(cls, data: dict) -> "WriterConfig":

@@ -19,6 +19,7 @@ from .base import WriterConfig
 from .grounded import grounding_processors
 from .prompt import prompt_ids
 from ..document import Draft, Evidence
+from ..text import complete_sentences
 
 
 class GenerativeWriter:
@@ -88,22 +89,22 @@ class GenerativeWriter:
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            max_new_tokens=self.config.max_new_tokens,
+            max_new_tokens=self.config.new_tokens(),
             do_sample=False,
             num_beams=self.config.num_beams,
             pad_token_id=self.tokenizer.pad_token_id,
             **knobs,
         )
         new_tokens = output if self.is_seq2seq else output[:, input_ids.shape[1] :]
-        return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        return [complete_sentences(t.strip()) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
     def _generate_lookahead(self, batch: list[list[int]]) -> list[str]:
         """Greedy answers with lookahead decoding (`writers.lookahead`), the same knobs applied."""
         from .lookahead import lookahead_generate
 
-        outputs = lookahead_generate(self.model, batch, self.config.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+        outputs = lookahead_generate(self.model, batch, self.config.new_tokens(), pad_token_id=self.tokenizer.pad_token_id,
                                      eos_token_id=self.model.generation_config.eos_token_id, processors=self._processors)
-        return [t.strip() for t in self.tokenizer.batch_decode(outputs, skip_special_tokens=True)]
+        return [complete_sentences(t.strip()) for t in self.tokenizer.batch_decode(outputs, skip_special_tokens=True)]
 
     def _processors(self, prompt_length: int) -> list:
         """The writer's repetition knobs and grounded decoding for a causal LM whose prompt (padding

@@ -20,6 +20,7 @@ import torch
 
 from ..assets import default_device, require_safetensors, resolve, resolve_dtype
 from ..errors import QfsumError
+from ..text import complete_sentences
 from .base import WriterConfig
 from .grounded import grounding_processors
 from ..document import Draft, Evidence
@@ -144,13 +145,14 @@ class Seq2SeqWriter:
         loaded = load_seq2seq(self.arch, config.model, config.dtype, max_input=config.input_tokens)
         self.model = loaded.model.to(default_device()).eval()
         self.tokenizer, self.inputs = loaded.tokenizer, loaded.inputs
-        self.settings = GenerationSettings(config.num_beams, config.max_new_tokens, config.no_repeat_ngram_size,
+        self.settings = GenerationSettings(config.num_beams, config.new_tokens(), config.no_repeat_ngram_size,
                                            batch_size=config.batch_size)
 
     def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]]) -> list[Draft]:
         documents = [document_text(r) for r in ranked]
         texts = generate_texts(self.model, self.tokenizer, self.inputs, list(zip(queries, documents)), self.settings,
                                grounded=self._grounded)
+        texts = [complete_sentences(t) for t in texts]
         return [Draft(text, sorted(r, key=lambda e: e.segment.start)) for text, r in zip(texts, ranked, strict=True)]
 
 
