@@ -233,6 +233,8 @@ def test_citation_markers_highlight_their_evidence_and_unsupported_sentences_are
     sentence = page.locator(".answer .summary .sentence").last.inner_text()
     marker.click()
     assert sentence in page.inner_text("#doc mark.active")  # the cited passage holds the sentence, highlighted
+    quote = page.inner_text("#doc mark.active span.quote")  # and, inside it, the sentence that supports it
+    assert quote and set(sentence.lower().split()) <= set(quote.lower().split())
 
     start = LONG_TEXT.index("The budget")
     page.route("**/v1/summarize/stream", lambda route: route.fulfill(body=ndjson(crafted_lines(start)),
