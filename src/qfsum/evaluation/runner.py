@@ -134,6 +134,8 @@ def evaluate(
                     "evidence": [s.index for s in evidence],
                     "evidence_spans": [[s.start, s.end] for s in evidence],  # offsets into the document
                     "seconds": seconds,
+                    "relevance": summary.relevance,  # the query's best cosine with a segment (dense scorers)
+                    "note": summary.note,  # what grounding changed, or that the document seems off-topic
                     **rouge(summary.text, example.references),
                     **faithfulness(summary.text, [s.text for s in evidence], example.document.text, support),
                 }
