@@ -24,6 +24,9 @@ def cmd_save(args: argparse.Namespace) -> None:
 
 def add_pipeline_commands(parser: argparse.ArgumentParser, cmd_list: Callable[[argparse.Namespace], None]) -> None:
     """Add `list` (what a bare `qfsum pipelines` does too) and `save` under `qfsum pipelines`."""
+    # a bare `qfsum pipelines -v` runs this parser, which is no leaf: `finish_help` gives -v to leaves only
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show library warnings, progress bars and log lines (default: off)")
     actions = parser.add_subparsers(dest="action", metavar="{list,save}")
     listing = actions.add_parser("list", help="list the packaged pipelines (the same as a bare `qfsum pipelines`)")
     listing.set_defaults(func=cmd_list)
