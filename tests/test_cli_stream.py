@@ -30,8 +30,8 @@ def _run_recorded(capsys, monkeypatch, *args):
     printed_before: list[str] = []
     original = Pipeline.load
 
-    def load(name):
-        pipeline = original(name)
+    def load(name, **options):
+        pipeline = original(name, **options)
         pipeline.config.writer.batch_size = 2  # groups: [0], [1, 2], [3, 4], [5]
         answer = pipeline.summarize_many
 

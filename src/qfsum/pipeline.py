@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -196,9 +195,15 @@ class Pipeline:
 
     # -- loading and saving ---------------------------------------------------------------
     @classmethod
-    def load(cls, name_or_dir: str | Path) -> "Pipeline":
-        """Load a packaged pipeline by name (`default`, `extractive`, ...) or a saved directory."""
-        return cls(load_config(name_or_dir))
+    def load(cls, name_or_dir: str | Path, grounding: str | None = None, summary_words: int | None = None) -> "Pipeline":
+        """Load a packaged pipeline by name (`default`, `extractive`, ...) or a saved directory; a
+        grounding mode or an answer length in words, if given, replace the config's."""
+        config = load_config(name_or_dir)
+        if grounding is not None:
+            config.grounding = grounding
+        if summary_words is not None:
+            config.writer.summary_words = summary_words
+        return cls(config)
 
     def save(self, directory: str | Path, copy_models: bool = False) -> Path:
         """Save as a directory: `pipeline.json` plus copies of any local model folders.

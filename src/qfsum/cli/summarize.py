@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from ..errors import QfsumError
 from ..grounding import SUPPORT_THRESHOLD
-from ..pipeline import GROUNDING_MODES, load_config
+from ..pipeline import GROUNDING_MODES
 from ..threads import add_threads_argument, parse_threads, set_threads
 
 SHOWN_EVIDENCE = 5  # text output; --json gives all
@@ -48,12 +48,7 @@ def cmd_summarize(args: argparse.Namespace) -> None:
     set_threads(threads)
     status = StatusLine()
     status.show(f"loading pipeline '{args.pipeline}'...")
-    config = load_config(args.pipeline)
-    if args.grounding:
-        config.grounding = args.grounding
-    if args.words:
-        config.writer.summary_words = args.words
-    pipeline = Pipeline(config)
+    pipeline = Pipeline.load(args.pipeline, grounding=args.grounding, summary_words=args.words)
     summaries = []
     for summary in answers(pipeline, document, queries, status):
         if args.jsonl:
