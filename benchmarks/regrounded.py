@@ -8,7 +8,9 @@ Grounding comes after the writer: the writer's draft does not depend on the mode
 exactly what the same pipeline answers in the other mode. The run must have been made in `flag`
 mode (its predictions are the drafts). A recorded `relevance` (runs of pipelines with
 `off_topic_below`) replays the off-topic rule too. Writes a run folder `qfsum compare` and
-`qfsum report` read.
+`qfsum report` read. `--grounding flag` rescores a run with today's faithfulness metrics.
+Runs from before `evidence_spans` were recorded get their evidence back from their segmenter
+(the full segments: a last segment the writer's budget cut is scored whole).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from qfsum.evaluation.runs import load_run
 from qfsum.io import atomic_write_lines, atomic_write_text
 from qfsum.pipeline import GROUNDING_MODES, PipelineConfig, ground, off_topic_note
 from qfsum.readers import read_examples
+from qfsum.segment import Segmenter
 from qfsum.support import build_support_scorer
 
 
@@ -42,9 +45,7 @@ def main() -> None:
         config = PipelineConfig.from_dict(run.config["pipeline"])
         if config.grounding != "flag":
             raise QfsumError(f"{args.run}: made in {config.grounding} mode; replay needs a flag run")
-        missing = [row["id"] for row in run.rows if "evidence_spans" not in row]
-        if missing:
-            raise QfsumError(f"{args.run}: {len(missing)} rows lack evidence_spans (a run from before they were recorded)")
+        segmenter = Segmenter(config.segmenter)  # older runs recorded segment indices only
         examples = {e.id: e for e in read_examples(args.data, args.split)}
         scorer = build_support_scorer(config.support)
     except QfsumError as err:
@@ -53,10 +54,14 @@ def main() -> None:
     for row in run.rows:
         example = examples[row["id"]]
         document = example.document.text
-        evidence = [Evidence(Segment(i, document[a:b], a, b), 1.0 / (k + 1))  # the writer's order: best first
-                    for k, (i, (a, b)) in enumerate(zip(row["evidence"], row["evidence_spans"], strict=True))]
+        if "evidence_spans" in row:
+            segments = [Segment(i, document[a:b], a, b) for i, (a, b) in zip(row["evidence"], row["evidence_spans"], strict=True)]
+        else:
+            every = segmenter(example.document)
+            segments = [every[i] for i in row["evidence"]]
+        evidence = [Evidence(segment, 1.0) for segment in segments]
         off_topic = off_topic_note(row.get("relevance"), config.off_topic_below)
-        text, _, note = ground(Draft(row["prediction"], evidence), args.grounding, scorer, off_topic)
+        text, _, note = ground(Draft(row["prediction"], evidence), args.grounding, scorer, off_topic, row["query"])
         rows.append({**row, "prediction": text, "note": note, **rouge(text, example.references),
                      **faithfulness(text, [e.segment.text for e in evidence], document, scorer)})
     config.grounding = args.grounding

@@ -324,8 +324,20 @@ def test_strict_grounding_drops_exactly_the_unsupported_sentences():
 def test_strict_grounding_with_nothing_supported_answers_with_the_best_evidence():
     from qfsum.pipeline import ground
 
-    text, _, note = ground(_draft("The moon is cheese.", ["Ann: the roof costs 265,000.", "Bob: later."]), "strict")
-    assert text == "Ann: the roof costs 265,000." and "best evidence instead" in note
+    evidence = ["Ann: the roof costs 265,000. The weather was fine.", "Bob: later. The roof needs new beams."]
+    text, sentences, note = ground(_draft("The moon is cheese.", evidence), "strict", query="What about the roof?")
+    assert text == "Ann: the roof costs 265,000. The roof needs new beams." and "best evidence instead" in note
+    assert all(s.support >= 0.5 for s in sentences)  # quoted evidence supports itself
+
+
+def test_the_best_evidence_sentences_keep_to_their_word_budget_and_order():
+    from qfsum.pipeline import best_evidence_sentences
+
+    evidence = ["The budget is 1.3 million. Lunch was late.", "The budget overrun is 120,000 euros."]
+    assert best_evidence_sentences("What is the budget overrun?", evidence, 6) == "The budget overrun is 120,000 euros."
+    assert best_evidence_sentences("What is the budget overrun?", evidence, 11) == (
+        "The budget is 1.3 million. The budget overrun is 120,000 euros.")
+    assert best_evidence_sentences("anything", [], 10) == ""
 
 
 def test_unknown_grounding_mode_is_an_error():

@@ -17,14 +17,14 @@ from .readers import document_from_text, parse_json, read_text_file
 from .retrieval import ScorerConfig, build_scorer, rank
 from .cache import CACHE_BYTES, LRUCache, segments_nbytes
 from .segment import Segmenter, SegmenterConfig
-from .text import require_unicode
-from .grounding import SUPPORT_THRESHOLD, SentenceSupport, SupportScorer, cite
+from .text import require_unicode, sentence_spans
+from .grounding import SUPPORT_THRESHOLD, LexicalSupport, SentenceSupport, SupportScorer, cite
 from .retrieval import best_similarity
 from .support import DEFAULT_SUPPORT_SCORER, build_support_scorer
 
 CONFIG_FILE = "pipeline.json"
 GROUNDING_MODES = ("off", "flag", "strict")
-STRICT_FALLBACK_WORDS = 60  # strict mode with no supported sentence: this much of the best evidence instead
+STRICT_FALLBACK_WORDS = 60  # strict mode with no supported sentence: at most this many words of quoted evidence
 SAVED_MODELS = "models"  # Pipeline.save copies local model folders here
 
 
@@ -112,12 +112,12 @@ class Summary:
         return data
 
 
-def ground(draft: Draft, mode: str, scorer: SupportScorer | None = None,
-           off_topic: str | None = None) -> tuple[str, list[SentenceSupport], str | None]:
+def ground(draft: Draft, mode: str, scorer: SupportScorer | None = None, off_topic: str | None = None,
+           query: str = "") -> tuple[str, list[SentenceSupport], str | None]:
     """(text, sentences, note) of a draft under a grounding mode: cite each sentence; in strict mode,
-    keep only the supported ones, or the start of the best evidence when none is. `off_topic`, if
-    given, says why the document does not seem to answer the question: flag mode keeps the answer
-    and warns; strict mode answers nothing and says so."""
+    keep only the supported ones, or, when none is, the evidence sentences that match the query best.
+    `off_topic`, if given, says why the document does not seem to answer the question: flag mode
+    keeps the answer and warns; strict mode answers nothing and says so."""
     if mode == "off":
         return draft.text, [], None
     evidence = [e.segment.text for e in draft.evidence]
@@ -134,10 +134,27 @@ def ground(draft: Draft, mode: str, scorer: SupportScorer | None = None,
         return text, cite(text, evidence, scorer, SUPPORT_THRESHOLD), note
     if not draft.evidence:
         return "", [], "strict grounding: no supported sentence and no evidence"
-    best = max(draft.evidence, key=lambda e: e.score).segment.text
-    text = " ".join(best.split()[:STRICT_FALLBACK_WORDS])
+    text = best_evidence_sentences(query, evidence, STRICT_FALLBACK_WORDS)
     return text, cite(text, evidence, scorer, SUPPORT_THRESHOLD), (
         "strict grounding: no sentence of the written answer was supported; this is the best evidence instead")
+
+
+def best_evidence_sentences(query: str, evidence: Sequence[str], words: int) -> str:
+    """The evidence sentences that cover the query's words best (IDF-weighted), at most `words` words
+    (the best one always; others only if they hold a query word), in evidence order: an answer
+    quoted, not written."""
+    sentences = [segment[a:b] for segment in evidence for a, b in sentence_spans(segment, any_case=True)]
+    if not sentences:
+        return ""
+    scores = LexicalSupport().scores(query, sentences) if query.strip() else [0.0] * len(sentences)
+    chosen, used = [], 0
+    for i in sorted(range(len(sentences)), key=lambda i: -scores[i]):
+        size = len(sentences[i].split())
+        if chosen and (used + size > words or scores[i] <= 0):  # the best always; others only if on the query
+            continue
+        chosen.append(i)
+        used += size
+    return " ".join(" ".join(sentences[i].split()) for i in sorted(chosen))
 
 
 def off_topic_note(similarity: float | None, threshold: float | None) -> str | None:
@@ -253,7 +270,7 @@ class Pipeline:
             timing["write_ms"] = write_ms
             t4 = time.perf_counter()
             off_topic = off_topic_note(relevance, self.config.off_topic_below)
-            text, sentences, note = ground(draft, self.config.grounding, self.support, off_topic)
+            text, sentences, note = ground(draft, self.config.grounding, self.support, off_topic, query)
             timing["ground_ms"] = (time.perf_counter() - t4) * 1e3
             timing["total_ms"] = sum(timing.values())
             summaries.append(Summary(query, text, draft.evidence, timing, sentences, note, relevance))
