@@ -9,8 +9,6 @@ exactly what the same pipeline answers in the other mode. The run must have been
 mode (its predictions are the drafts). A recorded `relevance` (runs of pipelines with
 `off_topic_below`) replays the off-topic rule too. Writes a run folder `qfsum compare` and
 `qfsum report` read. `--grounding flag` rescores a run with today's faithfulness metrics.
-Runs from before `evidence_spans` were recorded get their evidence back from their segmenter
-(the full segments: a last segment the writer's budget cut is scored whole).
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from qfsum.evaluation.runs import load_run
 from qfsum.io import atomic_write_lines, atomic_write_text
 from qfsum.pipeline import GROUNDING_MODES, PipelineConfig, ground, off_topic_note
 from qfsum.readers import read_examples
-from qfsum.segment import Segmenter
 from qfsum.support import build_support_scorer
 
 
@@ -45,7 +42,10 @@ def main() -> None:
         config = PipelineConfig.from_dict(run.config["pipeline"])
         if config.grounding != "flag":
             raise QfsumError(f"{args.run}: made in {config.grounding} mode; replay needs a flag run")
-        segmenter = Segmenter(config.segmenter)  # older runs recorded segment indices only
+        missing = sum("evidence_spans" not in row for row in run.rows)
+        if missing:  # indices alone lose the neighbours the writer's budget merged into a segment
+            raise QfsumError(f"{args.run}: {missing} rows lack evidence_spans (a run from before they were "
+                             "recorded); their evidence cannot be rebuilt exactly")
         examples = {e.id: e for e in read_examples(args.data, args.split)}
         scorer = build_support_scorer(config.support)
     except QfsumError as err:
@@ -54,11 +54,7 @@ def main() -> None:
     for row in run.rows:
         example = examples[row["id"]]
         document = example.document.text
-        if "evidence_spans" in row:
-            segments = [Segment(i, document[a:b], a, b) for i, (a, b) in zip(row["evidence"], row["evidence_spans"], strict=True)]
-        else:
-            every = segmenter(example.document)
-            segments = [every[i] for i in row["evidence"]]
+        segments = [Segment(i, document[a:b], a, b) for i, (a, b) in zip(row["evidence"], row["evidence_spans"], strict=True)]
         evidence = [Evidence(segment, 1.0) for segment in segments]
         off_topic = off_topic_note(row.get("relevance"), config.off_topic_below)
         text, _, note = ground(Draft(row["prediction"], evidence), args.grounding, scorer, off_topic, row["query"])
