@@ -8,7 +8,8 @@ Grounding comes after the writer: the writer's draft does not depend on the mode
 exactly what the same pipeline answers in the other mode. The run must have been made in `flag`
 mode (its predictions are the drafts). A recorded `relevance` (runs of pipelines with
 `off_topic_below`) replays the off-topic rule too. Writes a run folder `qfsum compare` and
-`qfsum report` read. `--grounding flag` rescores a run with today's faithfulness metrics.
+`qfsum report` read. `--grounding flag` rescores a run with today's faithfulness metrics;
+`--complete-sentences` replays the writers' cut to a whole sentence on a run made before it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from qfsum.io import atomic_write_lines, atomic_write_text
 from qfsum.pipeline import GROUNDING_MODES, PipelineConfig, ground, off_topic_note
 from qfsum.readers import read_examples
 from qfsum.support import build_support_scorer
+from qfsum.text import complete_sentences
 
 
 def main() -> None:
@@ -36,6 +38,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="the new run folder")
     parser.add_argument("--data", default="../shared/data/qmsum", help="the run's QMSum folder")
     parser.add_argument("--split", default="val")
+    parser.add_argument("--complete-sentences", action="store_true",
+                        help="first cut each answer back to its last whole sentence, as model writers now do")
     args = parser.parse_args()
     try:
         run = load_run(args.run)
@@ -57,7 +61,8 @@ def main() -> None:
         segments = [Segment(i, document[a:b], a, b) for i, (a, b) in zip(row["evidence"], row["evidence_spans"], strict=True)]
         evidence = [Evidence(segment, 1.0) for segment in segments]
         off_topic = off_topic_note(row.get("relevance"), config.off_topic_below)
-        text, _, note = ground(Draft(row["prediction"], evidence), args.grounding, scorer, off_topic, row["query"])
+        draft = complete_sentences(row["prediction"]) if args.complete_sentences else row["prediction"]
+        text, _, note = ground(Draft(draft, evidence), args.grounding, scorer, off_topic, row["query"])
         rows.append({**row, "prediction": text, "note": note, **rouge(text, example.references),
                      **faithfulness(text, [e.segment.text for e in evidence], document, scorer)})
     config.grounding = args.grounding
