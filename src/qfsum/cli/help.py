@@ -55,6 +55,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "bench serve": ("qfsum bench serve --pipelines extractive --clients 1,8 --duration 20",),
     "bench decode": ("qfsum bench decode --data ../shared/data/qmsum --limit 100",),
     "bench task": ("qfsum bench task --model runs/rt-sft --data ../shared/data/qmsum --split val",),
+    "bench writers": (
+        "qfsum bench writers --candidates smollm2,qwen2.5-coder-0.5b --data ../shared/data/qmsum --limit 60",
+        "qfsum bench writers --candidates smollm2,qwen2.5-coder-0.5b --data ../shared/data/qmsum --limit 20 --sft-steps 50",
+    ),
     "bench batch": ("qfsum bench batch --data ../shared/data/qmsum --split val --requests 64",),
     "serve": (
         "qfsum serve --pipeline default --threads 2",
