@@ -79,12 +79,14 @@ def test_greedy_timed_equals_generate(tiny_causal_dir):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_causal_dir).eval()
     prompt = [101, 2054, 2106, 1996, 2177, 5630, 102]
-    new, prefill, decode, passes = writers.greedy_timed(model, prompt, 6, eos=set())
+    new, prefill, decode = writers.greedy_timed(model, prompt, 6, eos=set())
     with torch.inference_mode():
         reference = model.generate(torch.tensor([prompt]), max_new_tokens=6, do_sample=False, min_new_tokens=6,
                                    pad_token_id=0, eos_token_id=None)
     assert new == reference[0, len(prompt):].tolist()
-    assert passes == 5 and prefill > 0 and decode > 0  # the first token comes from the prompt's pass
+    assert prefill > 0 and decode > 0
+    stop = reference[0, len(prompt) + 2].item()  # stopping at a token: the tokens before it, not it
+    assert writers.greedy_timed(model, prompt, 6, eos={stop})[0] == reference[0, len(prompt):len(prompt) + 2].tolist()
 
 
 def test_a_candidate_in_its_own_process_reports_peak_memory(qmsum_root, bm25_pipeline, tmp_path, tiny_causal_dir,
