@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 
 import pytest
-
 from conftest import assert_one_error_line, cli
 from qfsum.bench import writers
 from qfsum.errors import QfsumError

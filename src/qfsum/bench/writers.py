@@ -222,7 +222,7 @@ def _run_job(job: dict[str, Any], config: WritersBenchConfig, isolate: bool, pro
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "job.json").write_text(json.dumps({"job": job, "config": asdict(config)}, indent=1) + "\n")
     done = subprocess.run([sys.executable, "-m", "qfsum.bench.writers", "--child", str(folder / "job.json")],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+                          capture_output=True, text=True, env=dict(os.environ), check=False)
     (folder / "child.log").write_text(done.stderr)
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
@@ -325,8 +325,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `qfsum bench writers`."""
     from ..threads import add_threads_argument
 
-    p.add_argument("--candidates", required=True, help="writers to compare, separated by commas: packaged names "
-                   "(smollm2, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), directories or hub ids")
+    p.add_argument("--candidates", required=True, help=("writers to compare, separated by commas: packaged names "
+                   "(smollm2, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), directories or hub ids"))
     p.add_argument("--data", required=True, help="QMSum folder or JSONL data set")
     p.add_argument("--split", default="val", help="split of a QMSum folder (default %(default)s)")
     p.add_argument("--limit", type=int, default=20, help="the first N examples with a reference (default %(default)s)")
