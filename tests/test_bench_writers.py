@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_error_line, cli
+
 from qfsum.bench import writers
 from qfsum.errors import QfsumError
 

@@ -301,10 +301,11 @@ def run_bench(config: WritersBenchConfig, progress: bool = True, on_row: Callabl
 def format_table(result: dict[str, Any]) -> str:
     """The rows as one markdown table, with what was run above it."""
     config = result["config"]
-    lines = [f"{result['prompts']} prompts of {config['data']} ({config['split']}), evidence of pipeline "
-             f"'{config['pipeline']}' under {config['evidence_tokens']} tokens, prompts <= {config['max_prompt']} tokens, "
-             f"greedy, <= {config['max_new_tokens']} new tokens, grounded numbers {'on' if config['grounded_numbers'] else 'off'}, "
-             f"{result['threads']} torch threads, {result['machine']}.",
+    settings = (f"{result['prompts']} prompts of {config['data']} ({config['split']}), evidence of pipeline "
+                f"'{config['pipeline']}' under {config['evidence_tokens']} tokens, prompts <= {config['max_prompt']} "
+                f"tokens, greedy, <= {config['max_new_tokens']} new tokens, grounded numbers "
+                f"{'on' if config['grounded_numbers'] else 'off'}, {result['threads']} torch threads, {result['machine']}.")
+    lines = [settings,
              "",
              "| " + " | ".join(h for h, _, _ in COLUMNS) + " |",
              "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
