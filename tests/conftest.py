@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -420,3 +421,19 @@ def assert_one_error_line(code: int, err: str) -> str:
     assert len(lines) == 1, f"expected one stderr line, got {lines!r}"
     assert lines[0].startswith("qfsum: error:"), lines[0]
     return lines[0]
+
+
+def wait_for(condition, limit: float = 30.0) -> None:
+    """Poll `condition` until it holds (fail after `limit` seconds): for servers' background threads."""
+    give_up = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < give_up, "condition not reached"
+        time.sleep(0.005)
+
+
+@pytest.fixture(scope="module")
+def extractive():
+    """The BM25 extractive pipeline, loaded once per test module."""
+    from qfsum import Pipeline
+
+    return Pipeline.load("extractive-bm25")

@@ -7,7 +7,6 @@ the requests it wants, so batch sizes do not depend on timing.
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
-from conftest import PLAIN_TEXT  # noqa: E402
+from conftest import PLAIN_TEXT, wait_for  # noqa: E402
 from qfsum import Pipeline  # noqa: E402
 from qfsum.serving import ServerConfig, create_app  # noqa: E402
 from qfsum.serving.server import serve_in_thread  # noqa: E402
@@ -34,18 +33,6 @@ class GatedPipeline:
         self.gate.wait(timeout=60)
         self.batch_sizes.append(len(items))
         return self.inner.summarize_batch(items)
-
-
-def wait_for(condition, limit: float = 30.0) -> None:
-    give_up = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < give_up, "condition not reached"
-        time.sleep(0.005)
-
-
-@pytest.fixture(scope="module")
-def extractive() -> Pipeline:
-    return Pipeline.load("extractive-bm25")
 
 
 def body(query: str, **options) -> dict:

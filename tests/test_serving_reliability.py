@@ -12,7 +12,6 @@ import json
 import signal
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,7 +19,7 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
-from conftest import MEETING_B, PLAIN_TEXT  # noqa: E402
+from conftest import MEETING_B, PLAIN_TEXT, wait_for  # noqa: E402
 from qfsum import Pipeline  # noqa: E402
 from qfsum.serving import ServerConfig, create_app  # noqa: E402
 from qfsum.serving.middleware import LOOPBACK_HOSTS, BodyLimit  # noqa: E402
@@ -48,18 +47,6 @@ class FaultyPipeline:
         if any("boom" in q for q in queries):
             raise TypeError("TextEncodeInput must be Union[TextInputSequence, Tuple[InputSequence, InputSequence]]")
         return self.inner.summarize_batch(items)
-
-
-@pytest.fixture(scope="module")
-def extractive() -> Pipeline:
-    return Pipeline.load("extractive-bm25")
-
-
-def wait_for(condition, limit: float = 30.0) -> None:
-    give_up = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < give_up, "condition not reached"
-        time.sleep(0.005)
 
 
 def body(query: str, document: str = PLAIN_TEXT, **options) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
-from conftest import PLAIN_TEXT  # noqa: E402
+from conftest import PLAIN_TEXT, wait_for  # noqa: E402
 from qfsum import Pipeline  # noqa: E402
 from qfsum.errors import QfsumError  # noqa: E402
 from qfsum.serving import ServerConfig, create_app  # noqa: E402
@@ -51,18 +50,6 @@ class HeldPipeline:
         if any("unfit" in q for q in queries):
             raise QfsumError("the question does not fit the writer's input")
         return self.inner.summarize_batch(items)
-
-
-@pytest.fixture(scope="module")
-def extractive() -> Pipeline:
-    return Pipeline.load("extractive-bm25")
-
-
-def wait_for(condition, limit: float = 30.0) -> None:
-    give_up = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < give_up, "condition not reached"
-        time.sleep(0.005)
 
 
 def request(queries: list[str], document: str = PLAIN_TEXT, **options) -> dict:
