@@ -10,6 +10,8 @@ the screenshot the docs show.
 
 from __future__ import annotations
 
+import re
+
 import json
 import os
 import threading
@@ -234,6 +236,8 @@ def test_citation_markers_highlight_their_evidence_and_unsupported_sentences_are
     marker.click()
     assert sentence in page.inner_text("#doc mark.active")  # the cited passage holds the sentence, highlighted
     quote = page.inner_text("#doc mark.active span.quote")  # and, inside it, the sentence that supports it
+    ranks = page.locator(".answer .evidence .score").all_inner_texts()  # passages show a rank, not a fused score
+    assert ranks and all(re.fullmatch(r"\[\d+\] rank #\d+", r) for r in ranks)
     assert quote and set(sentence.lower().split()) <= set(quote.lower().split())
 
     start = LONG_TEXT.index("The budget")

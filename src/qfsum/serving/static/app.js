@@ -321,6 +321,9 @@ function renderAnswers() {
       renderSummary(summary, answer, i);
       meta.textContent = `${answer.evidence.length} evidence segments · ${Math.round(answer.timings.total_ms + (answer.timings.queue_ms || 0))} ms · batch of ${answer.batch_size}`;
       const items = card.querySelector(".evidence");
+      // fused scores (~0.03) mean nothing to a reader: show each passage's relevance rank instead
+      const byScore = answer.evidence.map((ev, j) => j).sort((a, b) => answer.evidence[b].score - answer.evidence[a].score);
+      const rank = new Map(byScore.map((j, r) => [j, r + 1]));
       answer.evidence.forEach((ev, j) => {
         const li = document.createElement("li");
         li.tabIndex = 0;
@@ -329,7 +332,8 @@ function renderAnswers() {
         const snippet = ev.text.length > 140 ? ev.text.slice(0, 137) + "…" : ev.text;
         const score = document.createElement("span");
         score.className = "score";
-        score.textContent = `[${j + 1}] ${ev.score.toFixed(2)}`;
+        score.textContent = `[${j + 1}] rank #${rank.get(j)}`;
+        score.title = `relevance rank ${rank.get(j)} of ${answer.evidence.length} (score ${ev.score.toFixed(3)})`;
         li.append(score, document.createTextNode(" " + snippet));
         const go = (e) => { e.stopPropagation(); select(i, `ev-${i}-${j}`); };
         li.addEventListener("click", go);
@@ -436,7 +440,7 @@ function renderDocument(spans) {
     doc.append(document.createTextNode(state.docText.slice(at, span.start)));
     const mark = document.createElement("mark");
     mark.id = span.id;
-    mark.title = `segment ${span.segment}, score ${span.score.toFixed(3)}`;
+    mark.title = `segment ${span.segment}`;
     mark.textContent = state.docText.slice(span.start, span.end);
     doc.append(mark);
     at = span.end;
