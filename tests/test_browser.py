@@ -10,10 +10,9 @@ the screenshot the docs show.
 
 from __future__ import annotations
 
-import re
-
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
