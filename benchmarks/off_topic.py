@@ -5,8 +5,9 @@
     python benchmarks/off_topic.py --split val                     # then check it
 
 For each meeting, the best cosine similarity between a question and any segment (the pipeline's
-segmenter, its scorer's dense encoder) is computed for the meeting's own QMSum questions and for
-twelve off-topic questions. Prints the lowest on-topic and highest off-topic similarities and, per
+segmenter, its scorer's dense encoder) is computed for the meeting's own QMSum questions that name a
+topic (as the pipeline does: "Summarize the whole meeting." is never checked) and for twelve
+off-topic questions. Prints the lowest on-topic and highest off-topic similarities and, per
 threshold, how many real questions would be flagged and how many off-topic ones would pass.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from qfsum.pipeline import Pipeline
+from qfsum.pipeline import Pipeline, names_a_topic
 from qfsum.readers import read_examples
 from qfsum.retrieval import best_similarity
 
@@ -39,6 +40,7 @@ def main() -> None:
     on: list[tuple[float, str]] = []
     off: list[tuple[float, str]] = []
     seen: set[str] = set()
+    general = 0  # questions about the whole document ("Summarize the meeting."): never checked
     for example in read_examples(args.data, args.split):
         meeting = example.document.fingerprint
         if meeting not in seen:
@@ -47,12 +49,16 @@ def main() -> None:
             seen.add(meeting)
             segments = pipeline.segments(example.document)
             off += [(best_similarity(pipeline.scorer, q, segments), q) for q in OFF_TOPIC]
+        if not names_a_topic(example.query):
+            general += 1
+            continue
         on.append((best_similarity(pipeline.scorer, example.query, pipeline.segments(example.document)), example.query))
     if any(score is None for score, _ in on):
         raise SystemExit(f"error: pipeline '{args.pipeline}' has no dense encoder to measure similarity with")
     on.sort()
     off.sort()
-    print(f"{args.split}: {len(seen)} meetings, {len(on)} QMSum questions, {len(off)} off-topic questions")
+    print(f"{args.split}: {len(seen)} meetings, {len(on)} QMSum questions that name a topic (and {general} about "
+          f"the whole meeting, never flagged), {len(off)} off-topic questions")
     print("lowest on-topic:", "; ".join(f"{s:.3f} {q}" for s, q in on[:3]))
     print("highest off-topic:", "; ".join(f"{s:.3f} {q}" for s, q in off[-3:]))
     print("| threshold | QMSum questions flagged | off-topic questions passed |")

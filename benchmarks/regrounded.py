@@ -25,7 +25,7 @@ from qfsum.evaluation.faithfulness import faithfulness, mean_defined
 from qfsum.evaluation.rouge import ROUGE_KEYS, mean_scores, rouge
 from qfsum.evaluation.runs import load_run
 from qfsum.io import atomic_write_lines, atomic_write_text
-from qfsum.pipeline import GROUNDING_MODES, PipelineConfig, ground, off_topic_note
+from qfsum.pipeline import GROUNDING_MODES, PipelineConfig, ground, names_a_topic, off_topic_note
 from qfsum.readers import read_examples
 from qfsum.support import build_support_scorer
 from qfsum.text import complete_sentences
@@ -60,7 +60,8 @@ def main() -> None:
         document = example.document.text
         segments = [Segment(i, document[a:b], a, b) for i, (a, b) in zip(row["evidence"], row["evidence_spans"], strict=True)]
         evidence = [Evidence(segment, 1.0) for segment in segments]
-        off_topic = off_topic_note(row.get("relevance"), config.off_topic_below)
+        relevance = row.get("relevance") if names_a_topic(row["query"]) else None  # as the pipeline decides
+        off_topic = off_topic_note(relevance, config.off_topic_below)
         draft = complete_sentences(row["prediction"]) if args.complete_sentences else row["prediction"]
         text, _, note = ground(Draft(draft, evidence), args.grounding, scorer, off_topic, row["query"])
         rows.append({**row, "prediction": text, "note": note, **rouge(text, example.references),

@@ -363,6 +363,20 @@ def test_a_pipeline_with_a_dense_scorer_measures_relevance(tiny_bert_dir):
     assert summary.relevance is not None and -1.0 <= summary.relevance <= 1.0 + 1e-6
     assert "does not seem to answer" in summary.note  # no cosine reaches 1.01
     assert summary.to_dict()["relevance"] == round(summary.relevance, 4)
+    general = Pipeline(config).summarize(PLAIN_TEXT, "Summarize the whole document.")
+    assert general.relevance is None and general.note is None  # about the document as a whole: never off-topic
+
+
+@pytest.mark.parametrize("query, topical", [
+    ("Summarize the whole meeting.", False),
+    ("What were the main discussion points of the meeting?", False),
+    ("Summarize the discussion about finance.", True),
+    ("What is the capital of Australia?", True),
+])
+def test_only_a_question_that_names_a_topic_can_be_off_topic(query, topical):
+    from qfsum.pipeline import names_a_topic
+
+    assert names_a_topic(query) is topical
 
 
 def test_unknown_support_scorer_is_a_one_line_error(tmp_path):

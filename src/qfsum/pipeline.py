@@ -18,7 +18,7 @@ from .retrieval import ScorerConfig, build_scorer, rank
 from .cache import CACHE_BYTES, LRUCache, segments_nbytes
 from .segment import Segmenter, SegmenterConfig
 from .text import require_unicode, sentence_spans
-from .grounding import SUPPORT_THRESHOLD, LexicalSupport, SentenceSupport, SupportScorer, cite
+from .grounding import SUPPORT_THRESHOLD, LexicalSupport, SentenceSupport, SupportScorer, cite, content_words
 from .retrieval import best_similarity
 from .support import DEFAULT_SUPPORT_SCORER, build_support_scorer
 
@@ -157,6 +157,20 @@ def best_evidence_sentences(query: str, evidence: Sequence[str], words: int) -> 
     return " ".join(" ".join(sentences[i].split()) for i in sorted(chosen))
 
 
+# Words that ask about the document as a whole, not about a topic in it: a question made only of
+# these ("Summarize the whole meeting.") is about whatever the document holds, never off-topic
+WHOLE_DOCUMENT_WORDS = frozenset(
+    """summarize summarise summary summaries whole entire overall main general key points topics topic
+    discussion discussions conversation document text report transcript article story book chapter
+    meetings members participants session today""".split())
+
+
+def names_a_topic(query: str) -> bool:
+    """Whether the query asks about something in particular (a word beyond "summarize the whole
+    meeting"); only such a question can be off-topic."""
+    return any(word not in WHOLE_DOCUMENT_WORDS for word in content_words(query))
+
+
 def off_topic_note(similarity: float | None, threshold: float | None) -> str | None:
     """The warning for a question no segment matches well (None when it is on topic or unmeasured)."""
     if similarity is None or threshold is None or similarity >= threshold:
@@ -258,7 +272,7 @@ class Pipeline:
             require_unicode(query, "query")
             ranked, timing = self._timed_rank(document, query)
             relevance = None
-            if self.config.off_topic_below is not None:
+            if self.config.off_topic_below is not None and names_a_topic(query):
                 relevance = best_similarity(self.scorer, query, self.segments(document))
             prepared.append((query, ranked, relevance))
             timings.append(timing)
