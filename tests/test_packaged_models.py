@@ -30,7 +30,7 @@ QUERY = "What did the committee decide about the extra cost of the roof repairs?
 @pytest.fixture(scope="module")
 def default_pipeline():
     pipeline = Pipeline.load("default")
-    assert (pipeline.config.writer.kind, pipeline.config.writer.model) == ("generative", "smollm2-qmsum")
+    assert (pipeline.config.writer.kind, pipeline.config.writer.model) == ("generative", "smollm2-qmsum-windows")
     return pipeline
 
 

@@ -39,7 +39,7 @@ def test_packaged_pipelines_are_listed_and_parse():
     assert default.name == "default"
     assert (default.scorer.kind, default.scorer.model) == ("hybrid", "minilm-dpr-qmsum")
     assert (default.segmenter.kind, default.segmenter.size, default.segmenter.tokenizer) == ("window", 256, "minilm")
-    assert (default.writer.kind, default.writer.model, default.writer.input_tokens) == ("generative", "smollm2-qmsum", 1024)
+    assert (default.writer.kind, default.writer.model, default.writer.input_tokens) == ("generative", "smollm2-qmsum-windows", 1024)
     assert load_config("extractive-bm25").scorer.kind == "bm25"
     assert load_config("extractive-lead").writer.summary_words == 100
 
