@@ -34,10 +34,10 @@ def test_normalise(text, expected):
     assert normalise(text) == expected
 
 
-def write(model_dir, grounded: bool, decoding: str = "greedy", num_beams: int = 1) -> list[str]:
+def write(model_dir, grounded: bool, decoding: str = "greedy", num_beams: int = 1, bias: float = 0.0) -> list[str]:
     writer = build_writer(WriterConfig(kind="generative", model=str(model_dir), max_new_tokens=24,
                                        dtype="float32", decoding=decoding, batch_size=4, grounded_numbers=grounded,
-                                       no_repeat_ngram_size=0, num_beams=num_beams))
+                                       no_repeat_ngram_size=0, num_beams=num_beams, evidence_bias=bias))
     queries = [q for q in QUERIES for _ in EVIDENCE]
     ranked = [[Evidence(Segment(i, text, 0, len(text)), 1.0) for i, text in enumerate(evidence)]
               for _ in QUERIES for evidence in EVIDENCE]
@@ -69,6 +69,45 @@ def test_grounded_decoding_changes_nothing_when_every_number_written_is_in_the_e
 
 def test_lookahead_with_grounding_equals_greedy_with_grounding(tiny_causal_dir):
     assert write(tiny_causal_dir, True, "lookahead") == write(tiny_causal_dir, True, "greedy")
+
+
+def test_lookahead_with_evidence_bias_equals_greedy_with_it(tiny_causal_dir):
+    assert write(tiny_causal_dir, True, "lookahead", bias=2.0) == write(tiny_causal_dir, True, "greedy", bias=2.0)
+
+
+def prompt_share(texts: list[str], tokenizer, seq2seq: bool) -> float:
+    """The share of the answers' tokens that their prompt (evidence, query, instructions) holds."""
+    from qfsum.writers.prompt import prompt_ids
+
+    held = total = 0
+    for text, (q, e) in zip(texts, [(q, e) for q in QUERIES for e in EVIDENCE], strict=True):
+        source = set(prompt_ids(tokenizer, q, "\n".join(e), seq2seq=seq2seq))
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        held, total = held + sum(i in source for i in ids), total + len(ids)
+    return held / max(total, 1)
+
+
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_evidence_bias_makes_the_writer_copy_its_evidence(kind, request):
+    from transformers import AutoTokenizer
+
+    model_dir = request.getfixturevalue(f"tiny_{kind}_dir")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    free, biased = write(model_dir, True), write(model_dir, True, bias=50.0)
+    share = [prompt_share(texts, tokenizer, kind == "seq2seq") for texts in (free, biased)]
+    assert share[0] < 0.8, "the random model must stray from its prompt, or this test proves nothing"
+    assert share[1] > 0.9  # not 1: a grounded number may be open, and the decoded answer is tokenized again
+
+
+def test_evidence_bias_raises_the_prompt_tokens_only_and_never_the_special_ones(smollm2_tokenizer):
+    from qfsum.writers.grounded import EvidenceBias
+
+    prompt = smollm2_tokenizer("the roof costs", add_special_tokens=False)["input_ids"] + [smollm2_tokenizer.eos_token_id]
+    scores = torch.zeros(1, len(smollm2_tokenizer))
+    raised = EvidenceBias(smollm2_tokenizer, 1.5, len(prompt))(torch.tensor([prompt]), scores.clone())
+    expected = torch.zeros_like(scores)
+    expected[0, prompt[:-1]] = 1.5
+    assert torch.equal(raised, expected)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ WRITER_FACTORIES: dict[str, str] = {
     "locost": "qfsum.writers.locost_writer:LocostWriter",  # reads the whole document (64K tokens); scorer lead
 }
 WRITER_KINDS = tuple(WRITER_FACTORIES)
+RUNTIMES = ("torch", "ctranslate2")  # what runs a generative writer's model (ctranslate2: pip install 'qfsum[fast]')
 # English text is about 1.3 tokens a word for these tokenizers; a little room, as the answer is then
 # cut back to its last whole sentence
 TOKENS_PER_WORD = 1.5
@@ -52,6 +53,8 @@ class WriterConfig:
     decoding: str = "greedy"  # generative causal LMs: greedy | lookahead (same output, fewer forward passes)
     grounded_numbers: bool = False  # model writers: write a number only if the evidence states it (writers.grounded)
     grounded_names: bool = False  # model writers: capitalise a word inside a sentence only if the evidence does
+    evidence_bias: float = 0.0  # model writers: added to the logits of the evidence's tokens (> 0 favours copying its words)
+    runtime: str = "torch"  # generative causal LMs: torch | ctranslate2 (greedy on CPU, same processors; dtype auto = int8 weights, or float32; writers.ct2_runtime)
 
     def __post_init__(self) -> None:
         if self.kind not in WRITER_KINDS:
@@ -66,8 +69,16 @@ class WriterConfig:
             raise QfsumError(f"writer min_content_words must be >= 0, got {self.min_content_words}")
         if self.kind != "extractive" and self.min_content_words is not None:
             raise QfsumError("min_content_words is the extractive writer's; model writers read all their evidence")
+        if not (0 <= self.evidence_bias < math.inf):
+            raise QfsumError(f"writer evidence_bias must be >= 0 and finite, got {self.evidence_bias}")
+        if self.kind == "extractive" and self.evidence_bias:
+            raise QfsumError("evidence_bias is the model writers'; the extractive writer copies its evidence already")
         if self.kind == "extractive" and self.input_tokens is not None:
             raise QfsumError("the extractive writer's length is summary_words, not input_tokens")
+        if self.runtime not in RUNTIMES:
+            raise QfsumError(f"unknown writer runtime '{self.runtime}' (choose from {', '.join(RUNTIMES)})")
+        if self.runtime == "ctranslate2" and (self.kind != "generative" or self.dtype not in ("auto", "int8", "float32")):
+            raise QfsumError("the ctranslate2 runtime runs the generative writer with dtype auto (int8), int8 or float32")
 
     def new_tokens(self) -> int:
         """The model writers' limit on answer tokens: from `summary_words` when set, else `max_new_tokens`."""

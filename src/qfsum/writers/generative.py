@@ -7,6 +7,7 @@ budget holds exactly.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,9 @@ from ..errors import QfsumError
 from ..budget import TokenizerCounter, select_under_budget
 from .base import WriterConfig
 from .grounded import grounding_processors
+from .lengths import Words, answer_tokens, groups, per_item
 from .prompt import prompt_ids
+from .streaming import BatchStreamer, TextCallback
 from ..document import Draft, Evidence
 from ..text import complete_sentences
 
@@ -27,7 +30,12 @@ class GenerativeWriter:
 
     def __init__(self, config: WriterConfig) -> None:
         self.config = config
-        self.model, self.tokenizer = load_generator(config.model, config.dtype)
+        if config.runtime == "ctranslate2":  # a CTranslate2 copy of the model decodes; no torch weights
+            from .ct2_runtime import load_for_writer
+
+            self.model, self.tokenizer = load_for_writer(config)
+        else:
+            self.model, self.tokenizer = load_generator(config.model, config.dtype)
         self.is_seq2seq = bool(self.model.config.is_encoder_decoder)
         self.budget = config.input_tokens or 1024
         self.counter = TokenizerCounter(self.tokenizer)
@@ -58,19 +66,32 @@ class GenerativeWriter:
 
     # -- generation -----------------------------------------------------------------------
     @torch.inference_mode()
-    def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]]) -> list[Draft]:
+    def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]], words: Words = None,
+                    on_text: TextCallback | None = None) -> list[Draft]:
+        """One draft per query. `words` sets the answers' length (one for all or one per query, None: the
+        config's); `on_text(i, text)` gets answer i's new text while it is decoded (greedy or lookahead)."""
         prompts = [self.prompt(q, r) for q, r in zip(queries, ranked, strict=True)]
-        drafts: list[Draft] = []
-        step = max(self.config.batch_size, 1)
-        for i in range(0, len(prompts), step):
-            chunk = prompts[i : i + step]
-            texts = self._generate([ids for ids, _ in chunk])
-            drafts.extend(Draft(text, evidence) for text, (_, evidence) in zip(texts, chunk))
-        return drafts
+        lengths = per_item(words, len(prompts)) or [None] * len(prompts)
+        limits = [answer_tokens(self.config, length) for length in lengths]
+        drafts: list[Draft | None] = [None] * len(prompts)
+        for chunk in groups(limits, self.config.batch_size):  # one generate() per length and batch
+            streamer = self._streamer(chunk, on_text)
+            texts = self._generate([prompts[i][0] for i in chunk], limits[chunk[0]], streamer)
+            for i, text in zip(chunk, texts, strict=True):
+                drafts[i] = Draft(text, prompts[i][1])
+        return drafts  # type: ignore[return-value]  # every position is in one chunk
 
-    def _generate(self, batch: list[list[int]]) -> list[str]:
+    def _streamer(self, positions: list[int], on_text: TextCallback | None) -> BatchStreamer | None:
+        """Where a chunk's tokens go as they are chosen (beam search has no text until it ends)."""
+        if on_text is None or self.config.num_beams > 1:
+            return None
+        return BatchStreamer.for_positions(self.tokenizer, positions, on_text, self.model.generation_config.eos_token_id)
+
+    def _generate(self, batch: list[list[int]], max_new_tokens: int, streamer: BatchStreamer | None = None) -> list[str]:
+        if self.config.runtime == "ctranslate2":
+            return self._generate_ct2(batch, max_new_tokens, streamer)
         if self.config.decoding == "lookahead" and not self.is_seq2seq:
-            return self._generate_lookahead(batch)
+            return self._generate_lookahead(batch, max_new_tokens, streamer)
         from transformers import LogitsProcessorList
 
         input_ids, attention_mask = self._pad(batch)
@@ -82,28 +103,43 @@ class GenerativeWriter:
             sources = self.tokenizer.batch_decode(batch, skip_special_tokens=True)
             knobs["logits_processor"] = LogitsProcessorList(grounding_processors(
                 self.tokenizer, self.config.grounded_numbers, self.config.grounded_names, 0, sources,
-                self.config.num_beams))
+                self.config.num_beams, self.config.evidence_bias))
         else:
             knobs = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0,
                      "logits_processor": LogitsProcessorList(self._processors(input_ids.shape[1]))}
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            max_new_tokens=self.config.new_tokens(),
+            max_new_tokens=max_new_tokens,
             do_sample=False,
             num_beams=self.config.num_beams,
             pad_token_id=self.tokenizer.pad_token_id,
+            **({"streamer": streamer} if streamer is not None else {}),
             **knobs,
         )
         new_tokens = output if self.is_seq2seq else output[:, input_ids.shape[1] :]
         return [complete_sentences(t.strip()) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
-    def _generate_lookahead(self, batch: list[list[int]]) -> list[str]:
-        """Greedy answers with lookahead decoding (`writers.lookahead`), the same knobs applied."""
+    def _generate_lookahead(self, batch: list[list[int]], max_new_tokens: int,
+                            streamer: BatchStreamer | None = None) -> list[str]:
+        """Greedy answers with lookahead decoding (`writers.lookahead`), the same knobs applied; each
+        accepted chunk of tokens goes to the streamer."""
         from .lookahead import lookahead_generate
 
-        outputs = lookahead_generate(self.model, batch, self.config.new_tokens(), pad_token_id=self.tokenizer.pad_token_id,
-                                     eos_token_id=self.model.generation_config.eos_token_id, processors=self._processors)
+        outputs = lookahead_generate(self.model, batch, max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                                     eos_token_id=self.model.generation_config.eos_token_id, processors=self._processors,
+                                     on_tokens=streamer.push if streamer is not None else None)
+        if streamer is not None:
+            streamer.end()
+        return [complete_sentences(t.strip()) for t in self.tokenizer.batch_decode(outputs, skip_special_tokens=True)]
+
+    def _generate_ct2(self, batch: list[list[int]], max_new_tokens: int, streamer: BatchStreamer | None = None) -> list[str]:
+        """Greedy answers on CTranslate2 (`writers.ct2_runtime`), one prompt at a time, the same processors applied."""
+        outputs = [self.model.generate(ids, max_new_tokens, self._processors(len(ids)), self.config.no_repeat_ngram_size,
+                                       on_tokens=functools.partial(streamer.push, row) if streamer is not None else None)
+                   for row, ids in enumerate(batch)]
+        if streamer is not None:
+            streamer.end()
         return [complete_sentences(t.strip()) for t in self.tokenizer.batch_decode(outputs, skip_special_tokens=True)]
 
     def _processors(self, prompt_length: int) -> list:
@@ -114,7 +150,8 @@ class GenerativeWriter:
         processors = writer_processors(self.config.no_repeat_ngram_size, self.config.repetition_penalty, prompt_length)
         # last: they only ban tokens
         return processors + grounding_processors(self.tokenizer, self.config.grounded_numbers,
-                                                 self.config.grounded_names, prompt_length)
+                                                 self.config.grounded_names, prompt_length,
+                                                 evidence_bias=self.config.evidence_bias)
 
     def _pad(self, batch: list[list[int]]) -> tuple[Any, Any]:
         """Pad to one length: on the left for decoder-only models so generation continues the prompt."""

@@ -247,8 +247,44 @@ class GroundedNames(_Grounded):
         return self._cached[key][:vocab]
 
 
+class EvidenceBias:
+    """Adds `bias` to the logits of every token the prompt (the evidence) holds: a soft push to copy the
+    evidence's words rather than invent others. It bans nothing, so it goes before the banning processors;
+    special tokens (end of answer included) are left alone, so the answer's length is not pushed.
+
+    Rows as in `_Grounded`: causal LMs read the prompt of each row (`prompt_length` ids, left padding
+    included); seq2seq LMs get `sources[i]` for input i, shared by its `num_beams` beams.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, bias: float, prompt_length: int,
+                 sources: Sequence[str] | None = None, num_beams: int = 1) -> None:
+        self.tokenizer = tokenizer
+        self.bias = bias
+        self.prompt_length = prompt_length
+        self.num_beams = max(num_beams, 1)
+        self._special = frozenset(tokenizer.all_special_ids)
+        self._given = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in sources] if sources is not None else None
+        self._masks: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """input_ids (B, T), scores (B, V) -> scores raised by `bias` on the evidence's tokens."""
+        for row in range(input_ids.shape[0]):
+            ids = self._given[row // self.num_beams] if self._given is not None else input_ids[row, : self.prompt_length].tolist()
+            key = tuple(ids)
+            if key not in self._masks:
+                held = sorted({i for i in ids if i not in self._special and i < scores.shape[1]})
+                mask = torch.zeros(scores.shape[1], dtype=scores.dtype)
+                mask[held] = self.bias
+                self._masks[key] = mask
+            scores[row] += self._masks[key].to(scores.device)
+        return scores
+
+
 def grounding_processors(tokenizer: PreTrainedTokenizerBase, numbers: bool, names: bool, prompt_length: int,
-                         sources: Sequence[str] | None = None, num_beams: int = 1) -> list[_Grounded]:
-    """The grounded-decoding processors a writer's config asks for (see `_Grounded` for the arguments)."""
+                         sources: Sequence[str] | None = None, num_beams: int = 1,
+                         evidence_bias: float = 0.0) -> list:
+    """The grounded-decoding processors a writer's config asks for (see `_Grounded` for the arguments):
+    the evidence bias first when asked for (it only raises scores), then the banning ones."""
     kinds = [kind for kind, wanted in ((GroundedNumbers, numbers), (GroundedNames, names)) if wanted]
-    return [kind(tokenizer, prompt_length, sources, num_beams) for kind in kinds]
+    processors: list = [EvidenceBias(tokenizer, evidence_bias, prompt_length, sources, num_beams)] if evidence_bias else []
+    return processors + [kind(tokenizer, prompt_length, sources, num_beams) for kind in kinds]

@@ -13,7 +13,7 @@ document order. `seq2seq_setup` gives the trainer the same model and inputs the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TYPE_CHECKING
 
 import torch
@@ -23,6 +23,8 @@ from ..errors import QfsumError
 from ..text import complete_sentences
 from .base import WriterConfig
 from .grounded import grounding_processors
+from .lengths import Words, answer_tokens, groups, per_item
+from .streaming import BatchStreamer, TextCallback
 from ..document import Draft, Evidence
 from ..models.seq2seq_inputs import InputBuilder, TruncatedInputs, document_text, input_limit
 
@@ -101,11 +103,13 @@ class GenerationSettings:
 def generate_texts(
     model: Any, tokenizer: PreTrainedTokenizerBase, inputs: InputBuilder, pairs: Sequence[tuple[str, str]], settings: GenerationSettings,
     progress: bool = False, grounded: Callable[[Sequence[str], int], list] | None = None,
+    on_text: TextCallback | None = None,
 ) -> list[str]:
     """One summary per (query, document) pair: beam search (or greedy), in batches.
 
     `grounded(sources, num_beams)`, if given, makes the logits processors that hold each answer to its
-    source text (`query + document`; see `writers.grounded`)."""
+    source text (`query + document`; see `writers.grounded`). `on_text(i, text)`, if given, gets pair i's
+    new text as it is decoded (greedy only: beam search has no text until it ends)."""
     from tqdm.auto import tqdm
 
     texts: list[str] = []
@@ -118,6 +122,10 @@ def generate_texts(
 
             sources = [f"{q}\n{d}" for q, d in pairs[i : i + step]]
             batch["logits_processor"] = LogitsProcessorList(grounded(sources, settings.num_beams))
+        if on_text is not None and settings.num_beams == 1:
+            positions = list(range(i, min(i + step, len(pairs))))
+            batch["streamer"] = BatchStreamer.for_positions(tokenizer, positions, on_text,
+                                                            model.generation_config.eos_token_id)
         output = model.generate(
             **batch,
             num_beams=settings.num_beams,
@@ -138,7 +146,7 @@ class Seq2SeqWriter:
     def _grounded(self, sources: Sequence[str], num_beams: int) -> list:
         """Grounded-decoding processors for the decoder (its ids start with the decoder's start token)."""
         return grounding_processors(self.tokenizer, self.config.grounded_numbers, self.config.grounded_names,
-                                    0, sources, num_beams)
+                                    0, sources, num_beams, self.config.evidence_bias)
 
     def __init__(self, config: WriterConfig) -> None:
         self.config = config
@@ -148,11 +156,21 @@ class Seq2SeqWriter:
         self.settings = GenerationSettings(config.num_beams, config.new_tokens(), config.no_repeat_ngram_size,
                                            batch_size=config.batch_size)
 
-    def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]]) -> list[Draft]:
-        documents = [document_text(r) for r in ranked]
-        texts = generate_texts(self.model, self.tokenizer, self.inputs, list(zip(queries, documents)), self.settings,
-                               grounded=self._grounded)
-        texts = [complete_sentences(t) for t in texts]
+    def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]], words: Words = None,
+                    on_text: TextCallback | None = None) -> list[Draft]:
+        """One draft per query, from every segment in document order. `words` sets the answers' length (one
+        for all or one per query); `on_text(i, text)` gets answer i's new text while it is decoded (greedy)."""
+        pairs = [(q, document_text(r)) for q, r in zip(queries, ranked, strict=True)]
+        lengths = per_item(words, len(pairs)) or [None] * len(pairs)
+        limits = [answer_tokens(self.config, length) for length in lengths]
+        texts: list[str] = [""] * len(pairs)
+        for group in groups(limits, len(pairs)):  # one length each; generate_texts batches them
+            settings = replace(self.settings, max_new_tokens=limits[group[0]])
+            relay = (lambda j, text, group=group: on_text(group[j], text)) if on_text is not None else None
+            written = generate_texts(self.model, self.tokenizer, self.inputs, [pairs[i] for i in group], settings,
+                                     grounded=self._grounded, on_text=relay)
+            for i, text in zip(group, written, strict=True):
+                texts[i] = complete_sentences(text)
         return [Draft(text, sorted(r, key=lambda e: e.segment.start)) for text, r in zip(texts, ranked, strict=True)]
 
 
