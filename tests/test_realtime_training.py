@@ -332,3 +332,27 @@ def test_export_writes_a_half_precision_adapter_that_loads_like_the_original(cap
 
     code, _, err = cli(capsys, "train", "export", "--model", tmp_path, "--out", tmp_path / "x")
     assert "not a trained model" in assert_one_error_line(code, err)
+
+
+def test_faithful_reward_never_prefers_the_less_faithful_answer():
+    from qfsum.training.writer.dpo import answer_faithfulness, faithful_reward, pick_pair
+    from qfsum.training.writer.taskdata import TaskExample
+
+    example = TaskExample(id="x", query="What was the overrun?",
+                          passage="The overrun on the library roof is 120,000 euros.\nThe council will apply to the heritage fund.",
+                          target="The overrun is 120,000 euros; the council will apply to the heritage fund.")
+    faithful = "The overrun on the roof is 120,000 euros."
+    invented = "The overrun is 1.3 million euros and the council will apply to the heritage fund for 120,000 euros."
+    nothing = "Yes."
+    assert answer_faithfulness(faithful, example) == 1.0
+    assert answer_faithfulness(invented, example) < 0.5
+    assert answer_faithfulness("", example) == 0.0
+    # the invented answer shares far more words with the reference and may win on reward, but a pair
+    # never rejects the more faithful answer: here it is rejected against "Yes.", not against the faithful one
+    answers = [invented, faithful, nothing]
+    (high, chosen), (low, rejected) = pick_pair(answers, example, faithful_reward)
+    assert high > low and rejected != 1
+    assert answer_faithfulness(answers[chosen], example) >= answer_faithfulness(answers[rejected], example)
+    (_, chosen), (_, rejected) = pick_pair([faithful, nothing], example, faithful_reward)
+    assert (chosen, rejected) == (0, 1)
+    assert pick_pair([faithful, faithful], example, faithful_reward) is None  # all tie: no pair

@@ -1,8 +1,9 @@
 """Direct preference optimisation of the real-time writer (Rafailov et al., 2023).
 
 For each training prompt the starting model samples `k` answers; a reward ranks them (ROUGE
-against the reference by default, or any `(answer, example) -> float`); the best and the worst
-make a (chosen, rejected) pair. The policy is then trained with the DPO loss against the frozen
+against the reference by default; `faithful`: ROUGE plus the faithfulness metrics, never preferring
+the less faithful answer; or any `(answer, example) -> float`); the best and the worst make a
+(chosen, rejected) pair. The policy is then trained with the DPO loss against the frozen
 starting model, whose log-probabilities are computed once, with the pairs, and cached in
 `pairs.jsonl` (a resumed run neither resamples nor needs a second model in memory).
 
@@ -85,7 +86,30 @@ def passage_reward(answer: str, example: TaskExample) -> float:
     return rouge_scorer.RougeScorer(["rouge2"], use_stemmer=True).score(example.passage, answer)["rouge2"].precision * 100
 
 
-REWARDS: dict[str, Reward] = {"rouge": rouge_reward, "passage": passage_reward}
+FAITHFUL_WEIGHT = 20.0  # reward points per unit of faithfulness: 0.5 -> 1.0 outweighs a typical ROUGE spread
+
+
+def answer_faithfulness(answer: str, example: TaskExample) -> float:
+    """The mean of the answer's supported-sentence share and its number and name precision (where
+    defined) against the passage's segments (one a line), as `qfsum evaluate` measures them; 0 for an
+    answer with no sentence."""
+    from ...evaluation.faithfulness import faithfulness
+
+    segments = [line for line in example.passage.split("\n") if line.strip()]
+    scores = faithfulness(answer, segments, example.passage)
+    defined = [scores[k] for k in ("supported_sentences", "number_precision", "name_precision") if scores[k] is not None]
+    return sum(defined) / len(defined) if scores["supported_sentences"] is not None else 0.0
+
+
+def faithful_reward(answer: str, example: TaskExample) -> float:
+    """ROUGE against the reference (`rouge_reward`) plus `FAITHFUL_WEIGHT` x `answer_faithfulness`.
+    Pairs built with it never prefer the less faithful answer (`build_pairs` reads `guard`)."""
+    return rouge_reward(answer, example) + FAITHFUL_WEIGHT * answer_faithfulness(answer, example)
+
+
+faithful_reward.guard = answer_faithfulness  # type: ignore[attr-defined]  # the chosen must not score lower on it
+
+REWARDS: dict[str, Reward] = {"rouge": rouge_reward, "passage": passage_reward, "faithful": faithful_reward}
 
 
 def load_reward(name: str) -> Reward:
@@ -137,17 +161,35 @@ def build_pairs(model: Any, tokenizer: PreTrainedTokenizerBase, examples: Sequen
     for example in tqdm(examples, desc="sample pairs", unit="prompt", disable=not progress):
         prompt = fitted_prompt_ids(tokenizer, example.query, example.passage, max_prompt)
         candidates = sample_candidates(model, tokenizer, prompt, options)
-        scored = sorted(((reward(tokenizer.decode(c, skip_special_tokens=True), example), c) for c in candidates),
-                        key=lambda x: x[0])
-        (low, rejected), (high, chosen) = scored[0], scored[-1]
-        if high <= low:
+        picked = pick_pair([tokenizer.decode(c, skip_special_tokens=True) for c in candidates], example, reward)
+        if picked is None:
             continue
+        (high, chosen), (low, rejected) = ((score, candidates[i]) for score, i in picked)
         with torch.inference_mode():
             reference = answer_logprobs(model, [prompt, prompt], [chosen, rejected], tokenizer.pad_token_id).tolist()
         pairs.append({"id": example.id, "prompt": prompt, "chosen": chosen, "rejected": rejected,
                       "reward_chosen": high, "reward_rejected": low, "reference": reference})
     model.train()
     return pairs
+
+
+def pick_pair(answers: Sequence[str], example: TaskExample, reward: Reward) -> tuple[tuple[float, int], tuple[float, int]] | None:
+    """((reward, index) of the chosen answer, (reward, index) of the rejected one), or None when all tie.
+
+    The chosen has the highest reward, the rejected the lowest. A reward with a `guard` (such as
+    `faithful_reward`) also requires the rejected not to score higher than the chosen on the guard: a
+    preference must never teach the writer to be less faithful.
+    """
+    rewards = [reward(answer, example) for answer in answers]
+    best = max(range(len(answers)), key=lambda i: rewards[i])
+    guard = getattr(reward, "guard", None)
+    floor = guard(answers[best], example) if guard else None
+    rejectable = [i for i in range(len(answers)) if rewards[i] < rewards[best]
+                  and (floor is None or guard(answers[i], example) <= floor)]
+    if not rejectable:
+        return None
+    worst = min(rejectable, key=lambda i: rewards[i])
+    return (rewards[best], best), (rewards[worst], worst)
 
 
 def _load_or_build_pairs(out: Path, build: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -179,7 +221,7 @@ def train_dpo(config: TrainConfig, options: DPOOptions, progress: bool = True, c
         return {**previous, "reported": True}
     model, tokenizer = load_trainable(config, checkpoint)
     train, val = task_splits(config, tokenizer, progress)
-    train = [e for e in train if e.target] if options.reward == "rouge" else train
+    train = [e for e in train if e.target] if options.reward in ("rouge", "faithful") else train
 
     def build() -> list[dict[str, Any]]:
         torch.manual_seed(config.seed)
