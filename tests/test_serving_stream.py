@@ -22,7 +22,7 @@ from conftest import PLAIN_TEXT, wait_for  # noqa: E402
 from qfsum import Pipeline  # noqa: E402
 from qfsum.errors import QfsumError  # noqa: E402
 from qfsum.serving import ServerConfig, create_app  # noqa: E402
-from qfsum.serving.models import MAX_QUERIES, MAX_QUERY_CHARS  # noqa: E402
+from qfsum.serving.models import MAX_QUERIES, MAX_QUERY_CHARS, MAX_WORDS, MIN_WORDS  # noqa: E402
 from qfsum.serving.server import serve_in_thread  # noqa: E402
 
 LIMIT = 60  # seconds: a hang guard, never reached when the server works
@@ -224,7 +224,8 @@ def test_info_says_the_limits_and_whether_answers_are_generated_without_a_key(sm
     assert info["pipeline"] == extractive.config.name and info["auth"] is True
     assert info["writer"] == "extractive" and info["generative"] is False
     assert info["limits"] == {"max_body_bytes": 4096, "max_document_chars": 1000, "max_segments": 5,
-                              "max_queries": MAX_QUERIES, "max_query_chars": MAX_QUERY_CHARS, "deadline_s": 60.0}
+                              "max_queries": MAX_QUERIES, "max_query_chars": MAX_QUERY_CHARS, "deadline_s": 60.0,
+                              "min_words": MIN_WORDS, "max_words": MAX_WORDS}
     icon = httpx.get(f"{small_server}/favicon.ico", timeout=LIMIT)
     assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
     assert icon.text.lstrip().startswith("<svg")

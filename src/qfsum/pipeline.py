@@ -13,6 +13,8 @@ from typing import Any
 from .document import Document, Draft, Segment
 from .errors import QfsumError
 from .writers import Evidence, WriterConfig, build_writer
+from .writers.lengths import Words, per_item
+from .writers.streaming import TextCallback
 from .readers import document_from_text, parse_json, read_text_file
 from .retrieval import ScorerConfig, build_scorer, rank
 from .cache import CACHE_BYTES, LRUCache, segments_nbytes
@@ -180,26 +182,47 @@ def off_topic_note(similarity: float | None, threshold: float | None) -> str | N
 
 
 def summarize_each(
-    summarize_batch: Callable[[Sequence[tuple[Any, str]]], list[Summary]], items: Sequence[tuple[Any, str]]
+    summarize_batch: Callable[..., list[Summary]], items: Sequence[tuple[Any, str]], words: Words = None,
+    on_text: TextCallback | None = None,
 ) -> list[Summary | Exception]:
     """One result per (document, query) item: its summary, or the exception it raises alone.
 
     The items go to `summarize_batch` as one batch; if that fails in any way, each goes alone, so one
     bad item (a user error, or a bug it triggers) costs its batch-mates nothing. The HTTP server and
-    batch jobs both isolate failures through here.
+    batch jobs both isolate failures through here. `words` and `on_text` (as `Pipeline.summarize_batch`
+    takes them) are passed on only when given, so any `summarize_batch(items)` works without them; an
+    item re-run alone streams its text again only if the failed batch had sent none of it.
     """
+    lengths = per_item(words, len(items))
+    streamed: set[int] = set()  # items whose text went out during the batch call
     try:
-        return list(summarize_batch(items))
+        return list(summarize_batch(items, **_call_options(range(len(items)), lengths, on_text, streamed)))
     except Exception as err:  # noqa: BLE001 -- every failure belongs to some item: find which below
         if len(items) == 1:
             return [err]
     results: list[Summary | Exception] = []
-    for item in items:
+    for i, item in enumerate(items):
+        alone = on_text if i not in streamed else None  # a second copy of its text would not add up to one draft
         try:
-            results.extend(summarize_batch([item]))
+            results.extend(summarize_batch([item], **_call_options([i], lengths, alone, streamed)))
         except Exception as err:  # noqa: BLE001 -- this item's own failure, returned, not raised
             results.append(err)
     return results
+
+
+def _call_options(positions: Sequence[int], lengths: list[int | None] | None, on_text: TextCallback | None,
+                  streamed: set[int]) -> dict[str, Any]:
+    """`summarize_batch`'s keyword arguments for the items at `positions` of the whole batch: their
+    lengths, and `on_text` reporting by whole-batch position (and recording who got text)."""
+    options: dict[str, Any] = {}
+    if lengths is not None:
+        options["words"] = [lengths[p] for p in positions]
+    if on_text is not None:
+        def relay(i: int, text: str) -> None:
+            streamed.add(positions[i])
+            on_text(positions[i], text)
+        options["on_text"] = relay
+    return options
 
 
 def packaged_pipelines() -> list[str]:
@@ -253,16 +276,29 @@ class Pipeline:
         """The document's segments (cached per document)."""
         return self._segments.get_or_make(document.fingerprint, lambda: self.segmenter(document))
 
-    def summarize(self, document: Document | str, query: str) -> Summary:
-        """Answer one query about one document."""
-        return self.summarize_many(document, [query])[0]
+    def summarize(self, document: Document | str, query: str, words: int | None = None,
+                  on_text: Callable[[str], None] | None = None) -> Summary:
+        """Answer one query about one document, in about `words` words (None: the pipeline's length).
+        `on_text(text)` gets the answer's new text while a model writes it (see `summarize_batch`)."""
+        relay = (lambda _, text: on_text(text)) if on_text is not None else None
+        return self.summarize_many(document, [query], words, relay)[0]
 
-    def summarize_many(self, document: Document | str, queries: Sequence[str]) -> list[Summary]:
+    def summarize_many(self, document: Document | str, queries: Sequence[str], words: Words = None,
+                       on_text: TextCallback | None = None) -> list[Summary]:
         """Answer several queries about one document; it is segmented and encoded once."""
-        return self.summarize_batch([(document, q) for q in queries])
+        return self.summarize_batch([(document, q) for q in queries], words, on_text)
 
-    def summarize_batch(self, items: Sequence[tuple[Document | str, str]]) -> list[Summary]:
-        """Answer (document, query) pairs; the writer sees them as one batch."""
+    def summarize_batch(self, items: Sequence[tuple[Document | str, str]], words: Words = None,
+                        on_text: TextCallback | None = None) -> list[Summary]:
+        """Answer (document, query) pairs; the writer sees them as one batch.
+
+        `words`: the answers' length, one for all or one per item (None: the pipeline's `summary_words`);
+        the extractive writer's word budget, a model writer's about-so-many words. `on_text(i, text)`:
+        item i's new text while a model writer decodes it (greedy or lookahead; never for extractive
+        or beam search). The pieces add up to the raw draft, which grounding may still change: the
+        summary is the finished answer (cut to whole sentences, and in strict mode only supported ones).
+        """
+        lengths = per_item(words, len(items))  # checked before any work
         prepared, timings = [], []
         for document, query in items:
             if isinstance(document, str):
@@ -277,7 +313,10 @@ class Pipeline:
             prepared.append((query, ranked, relevance))
             timings.append(timing)
         t3 = time.perf_counter()
-        drafts = self.writer.write_batch([q for q, _, _ in prepared], [r for _, r, _ in prepared])
+        options: dict[str, Any] = {"words": lengths} if lengths is not None else {}
+        if on_text is not None:
+            options["on_text"] = on_text
+        drafts = self.writer.write_batch([q for q, _, _ in prepared], [r for _, r, _ in prepared], **options)
         write_ms = (time.perf_counter() - t3) * 1e3 / max(len(items), 1)  # a batch: its share each
         summaries = []
         for (query, _, relevance), draft, timing in zip(prepared, drafts, timings, strict=True):
@@ -290,9 +329,10 @@ class Pipeline:
             summaries.append(Summary(query, text, draft.evidence, timing, sentences, note, relevance))
         return summaries
 
-    def summarize_each(self, items: Sequence[tuple[Document | str, str]]) -> list[Summary | Exception]:
+    def summarize_each(self, items: Sequence[tuple[Document | str, str]], words: Words = None,
+                       on_text: TextCallback | None = None) -> list[Summary | Exception]:
         """Like `summarize_batch`, but a failing item gets its exception in its place (see `summarize_each`)."""
-        return summarize_each(self.summarize_batch, items)
+        return summarize_each(self.summarize_batch, items, words, on_text)
 
     def rank(self, document: Document, query: str) -> list[Evidence]:
         """Every segment of the document, most relevant first (for extractor evaluation)."""

@@ -33,12 +33,12 @@ from ..document import Document
 from ..errors import QfsumError
 from ..pipeline import Pipeline
 from .batcher import (DeadlineExceeded, MicroBatcher, NaiveRunner, PipelineFailed, QueueFull, Result, ShuttingDown,
-                      TooMuchWork, as_settled)
+                      Token, TooMuchWork, as_settled)
 from .metrics import Metrics
 from .middleware import BodyLimit, HostCheck, RecordMetrics, SecurityHeaders
 from .models import (MAX_QUERIES, MAX_QUERY_CHARS, Answer, DocumentIn, DocumentResponse, ErrorBody, Health, Info,
                      Limits, Ready, SegmentOut, StreamAnswer, StreamDocument, StreamDone, StreamError, StreamRequest,
-                     SummarizeRequest, SummarizeResponse, query_problem)
+                     StreamToken, SummarizeRequest, SummarizeResponse, query_problem)
 
 STATIC = resources.files("qfsum") / "serving" / "static"
 T = TypeVar("T")
@@ -132,7 +132,8 @@ def create_app(pipeline: Pipeline, config: ServerConfig | None = None) -> FastAP
         document = await run_in_threadpool(body.to_document)  # large documents: keep the loop free
         _check_size(document, config)
         timeout = min(body.options.timeout_s or config.deadline_s, config.deadline_s)
-        results = await _unless_disconnected(request, runner.submit([(document, q) for q in body.queries], timeout))
+        results = await _unless_disconnected(request, runner.submit([(document, q) for q in body.queries], timeout,
+                                                                    body.options.words))
         metrics.queries.inc(len(results))
         return SummarizeResponse(id=document.id, answers=[_answer(r) for r in results],
                                  document=document.text if body.options.include_document else None)
@@ -142,16 +143,24 @@ def create_app(pipeline: Pipeline, config: ServerConfig | None = None) -> FastAP
                          429: {"model": ErrorBody, "description": "busy; see Retry-After"}})
     async def stream(body: StreamRequest) -> StreamingResponse:
         """Answer each question about the document (sent once), one JSON line per answer as soon as it is
-        done. Request errors (document, size, admission) are a status before the stream; a question that
-        fails is an error line of its own. A client that hangs up stops the questions not yet started."""
+        done, preceded by `token` lines of its text while a model writes it (`options.tokens`). Request errors
+        (document, size, admission) are a status before the stream; a question that fails is an error line of
+        its own. A client that hangs up stops the questions not yet started."""
         document = await run_in_threadpool(body.to_document)
         _check_size(document, config)
         problems = {i: f"the question {p}" for i, q in enumerate(body.queries) if (p := query_problem(q))}
         asked = [i for i in range(len(body.queries)) if i not in problems]
         timeout = min(body.options.timeout_s or config.deadline_s, config.deadline_s)
         deadline = asyncio.get_running_loop().time() + timeout
+        tokens: asyncio.Queue = asyncio.Queue()  # (k, text) from the model thread, via the loop
+
+        def on_text(k: int, text: str) -> None:
+            tokens.put_nowait((k, text))
+
+        live = on_text if body.options.tokens and _generative(pipeline) else None
         # admission is decided here, before the stream starts, so a refusal is a plain 429 / 413 / 503
-        futures = runner.enqueue([(document, body.queries[i]) for i in asked], timeout) if asked else []
+        futures = (runner.enqueue([(document, body.queries[i]) for i in asked], timeout, body.options.words, live)
+                   if asked else [])
 
         async def lines() -> AsyncIterator[str]:
             answered = failed = 0
@@ -160,10 +169,12 @@ def create_app(pipeline: Pipeline, config: ServerConfig | None = None) -> FastAP
             for i, problem in problems.items():
                 failed += 1
                 yield _line(StreamError(index=i, query=body.queries[i], status=422, detail=problem))
-            async with aclosing(as_settled(futures, deadline)) as settled:
+            async with aclosing(as_settled(futures, deadline, tokens)) as settled:
                 async for k, outcome in settled:
                     i = asked[k]
-                    if isinstance(outcome, Result):
+                    if isinstance(outcome, Token):
+                        yield _line(StreamToken(index=i, text=outcome.text))
+                    elif isinstance(outcome, Result):
                         answered += 1
                         metrics.queries.inc()
                         yield _line(StreamAnswer(**_answer(outcome).model_dump(), index=i))
@@ -197,11 +208,10 @@ def create_app(pipeline: Pipeline, config: ServerConfig | None = None) -> FastAP
     async def info() -> Info:
         """The pipeline, whether its answers are generated, and the limits of one request (no key needed:
         the page shows them before the document is uploaded)."""
-        writer = pipeline.config.writer.kind
         limits = Limits(max_body_bytes=config.max_body_bytes, max_document_chars=config.max_document_chars,
                         max_segments=config.max_segments, max_queries=MAX_QUERIES, max_query_chars=MAX_QUERY_CHARS,
                         deadline_s=config.deadline_s)
-        return Info(pipeline=pipeline.config.name, writer=writer, generative=writer != "extractive",
+        return Info(pipeline=pipeline.config.name, writer=pipeline.config.writer.kind, generative=_generative(pipeline),
                     auth=config.api_key is not None, limits=limits)
 
     @app.head("/readyz", include_in_schema=False)
@@ -310,6 +320,11 @@ def _json_content(request: Request) -> None:
         raise _UnsupportedMediaType(f"{shown}; send the body as application/json")
 
 
+def _generative(pipeline: Pipeline) -> bool:
+    """Whether a model writes the pipeline's answers (only such writers have text to stream)."""
+    return pipeline.config.writer.kind != "extractive"
+
+
 def _check_size(document: Document, config: ServerConfig) -> None:
     """Bound the work of one request: refuse documents over the configured size (413)."""
     if len(document.text) > config.max_document_chars:
@@ -352,9 +367,10 @@ async def _disconnect(receive: Receive) -> None:
 
 
 _STREAM_LINES = ("one JSON object per line (NDJSON): a `document` line first if `options.include_document`, then "
-                 "an `answer` line (the fields of a /v1/summarize answer plus `index`) or an `error` line (`index`, "
-                 "`query`, `status`, `detail`) per question, in the order they finish, and a last `done` line "
-                 "(`answered`, `failed`); a stream without `done` was cut off")
+                 "per question, in the order they finish, `token` lines (`index`, `text`: its text as a model writes "
+                 "it, generative pipelines, unless `options.tokens` is false) and an `answer` line (the fields of a "
+                 "/v1/summarize answer plus `index`) or an `error` line (`index`, `query`, `status`, `detail`), and "
+                 "a last `done` line (`answered`, `failed`); a stream without `done` was cut off")
 
 
 class _LineStream(StreamingResponse):
@@ -386,7 +402,7 @@ class _LineStream(StreamingResponse):
                     await closing()
 
 
-def _line(model: StreamDocument | StreamAnswer | StreamError | StreamDone) -> str:
+def _line(model: StreamDocument | StreamToken | StreamAnswer | StreamError | StreamDone) -> str:
     """One NDJSON line, `type` and `index` first (easier to read in a terminal)."""
     data = model.model_dump(mode="json")
     head = {key: data.pop(key) for key in ("type", "index") if key in data}

@@ -16,11 +16,17 @@ re-measures. The first batch (cold caches, lazy initialisation) is not measured.
 
 `submit` answers a request's pairs all at once; `enqueue` plus `as_settled` hand each pair's answer
 over as soon as its batch is done (the streaming endpoint), with the same admission and deadline.
+
+A request may set its answers' length (`words`, passed per pair, so one batch mixes lengths safely)
+and ask for each answer's text as a model writes it (`on_text`): the model thread hands every piece
+to the event loop (`call_soon_threadsafe`), where it reaches its own request's callback unless that
+request is gone. A callback that fails or a client that left costs the rest of the batch nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import queue
@@ -40,7 +46,8 @@ Pair = tuple[Document, str]
 WAIT_SHARE = 0.1  # waiting for company may add at most this share of a batch's predicted time
 LEARNING_RATE = 0.3  # weight of a new measurement in the estimates: a past outlier fades within a few batches
 SEEN_DOCUMENTS = 64  # documents remembered as already prepared by the pipeline (its caches hold as many)
-RunBatch = Callable[[Sequence[Pair]], list[Summary]]
+RunBatch = Callable[..., list[Summary]]  # (pairs, words=, on_text=) as Pipeline.summarize_batch; both optional
+TextCallback = Callable[[int, str], None]  # (index of the pair in its request, new text of its answer)
 log = logging.getLogger("qfsum.serving")
 
 
@@ -78,11 +85,20 @@ class Result:
 
 
 @dataclass
+class Token:
+    """New text of a pair's answer as the writer writes it: a preview; its `Result` is the answer."""
+
+    text: str
+
+
+@dataclass
 class _Item:
     pair: Pair
     fingerprint: str
     future: asyncio.Future
     enqueued: float = field(default_factory=time.perf_counter)
+    words: int | None = None  # the answer's length; None: the pipeline's
+    on_text: Callable[[str], None] | None = None  # gets the answer's new text, on the event loop
 
 
 class CostModel:
@@ -246,10 +262,13 @@ class MicroBatcher:
         if self._thread:
             self._thread.close()
 
-    def enqueue(self, pairs: Sequence[Pair], timeout_s: float) -> list[asyncio.Future]:
+    def enqueue(self, pairs: Sequence[Pair], timeout_s: float, words: int | None = None,
+                on_text: TextCallback | None = None) -> list[asyncio.Future]:
         """Admit the pairs as one request and queue them; return one future per pair, which gets its
         `Result`, or QfsumError / PipelineFailed / ShuttingDown for that pair alone.
 
+        `words` sets the answers' length (None: the pipeline's); `on_text(k, text)`, called on the event
+        loop, gets pair k's new text while a model writes it, until its future is done or cancelled.
         Raises QueueFull / TooMuchWork / ShuttingDown when the request is refused whole. The caller
         enforces `timeout_s` and cancels the futures it no longer wants: their pairs, if still queued,
         are then dropped before they cost a model call (`as_settled` does both).
@@ -257,19 +276,21 @@ class MicroBatcher:
         if self._closing:
             raise ShuttingDown("the server is shutting down; retry on another instance")
         loop = asyncio.get_running_loop()
-        items = [_Item(pair, pair[0].fingerprint, loop.create_future()) for pair in pairs]
+        items = [_Item(pair, pair[0].fingerprint, loop.create_future(), words=words,
+                       on_text=functools.partial(on_text, k) if on_text is not None else None)
+                 for k, pair in enumerate(pairs)]
         self._admit(items, timeout_s)
         self._pending.extend(items)
         self._set_depth()
         self._arrived.set()
         return [i.future for i in items]
 
-    async def submit(self, pairs: Sequence[Pair], timeout_s: float) -> list[Result]:
-        """Answer the pairs (in order) within `timeout_s`, or raise QueueFull / TooMuchWork /
-        DeadlineExceeded / ShuttingDown. Raises QfsumError if the pipeline rejects one of the pairs
-        (e.g. a query too long) and PipelineFailed if it fails unexpectedly: either way for this
+    async def submit(self, pairs: Sequence[Pair], timeout_s: float, words: int | None = None) -> list[Result]:
+        """Answer the pairs (in order, in about `words` words each) within `timeout_s`, or raise QueueFull /
+        TooMuchWork / DeadlineExceeded / ShuttingDown. Raises QfsumError if the pipeline rejects one of
+        the pairs (e.g. a query too long) and PipelineFailed if it fails unexpectedly: either way for this
         request alone, its batch-mates are answered."""
-        futures = self.enqueue(pairs, timeout_s)
+        futures = self.enqueue(pairs, timeout_s, words)
         try:
             return await asyncio.wait_for(asyncio.gather(*futures), timeout_s)
         except TimeoutError:
@@ -354,8 +375,10 @@ class MicroBatcher:
         predicted = self.cost.queries_seconds(len(batch), self.max_batch_size) + self.cost.document_seconds(new_chars)
         self._running = (started, predicted, batch)
         assert self._thread is not None, "start() the batcher first"
+        call = functools.partial(summarize_each, self.run_batch, [i.pair for i in batch],
+                                 **_options(batch, asyncio.get_running_loop()))
         try:
-            results = await self._thread.run(summarize_each, self.run_batch, [i.pair for i in batch])
+            results = await self._thread.run(call)
         finally:
             self._running = None
         failed = [r for r in results if isinstance(r, Exception)]
@@ -390,6 +413,40 @@ class MicroBatcher:
                 item.future.set_exception(err)
 
 
+def _options(items: Sequence[_Item], loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
+    """`summarize_each`'s keyword arguments for a batch: the lengths asked for and a thread-safe
+    `on_text`, each only when some item wants it (so a plain `run_batch(pairs)` serves the others)."""
+    options: dict[str, Any] = {}
+    if any(item.words is not None for item in items):
+        options["words"] = [item.words for item in items]
+    if any(item.on_text is not None for item in items):
+        options["on_text"] = _text_relay(items, loop)
+    return options
+
+
+def _text_relay(items: Sequence[_Item], loop: asyncio.AbstractEventLoop) -> TextCallback:
+    """An `on_text(position, text)` for the model thread: each piece goes to its item's callback on the
+    event loop. Nothing it does can raise into the model call: a request gone (its future done), a
+    callback that fails or a loop already closed only drop that piece."""
+
+    def hand_over(item: _Item, text: str) -> None:  # on the event loop
+        if item.on_text is None or item.future.done():
+            return
+        try:
+            item.on_text(text)
+        except Exception:  # noqa: BLE001 - one request's callback must not fail the batch
+            log.exception("a text callback failed; its request gets no more text")
+            item.on_text = None
+
+    def relay(position: int, text: str) -> None:  # on the model thread
+        try:
+            loop.call_soon_threadsafe(hand_over, items[position], text)
+        except RuntimeError:  # the loop is closed: nobody reads this text any more
+            pass
+
+    return relay
+
+
 def _deliver(future: asyncio.Future, result: Summary | Exception, batch_size: int, queue_ms: float) -> None:
     """Settle one pair's future with its summary, or with the error it raised alone."""
     if future.done():  # its request timed out or left meanwhile
@@ -403,33 +460,52 @@ def _deliver(future: asyncio.Future, result: Summary | Exception, batch_size: in
         future.set_result(Result(result, batch_size, queue_ms))
 
 
-async def as_settled(futures: Sequence[asyncio.Future], deadline: float) -> AsyncIterator[tuple[int, Result | Exception]]:
+async def as_settled(futures: Sequence[asyncio.Future], deadline: float,
+                     tokens: asyncio.Queue | None = None) -> AsyncIterator[tuple[int, Result | Exception | Token]]:
     """Yield `(index, Result or exception)` for each future as it settles, in that order; those not
     settled by `deadline` (the running loop's clock) get DeadlineExceeded.
+
+    `tokens`, if given, is the queue the request's `on_text` puts `(index, text)` into: each piece is
+    yielded as `(index, Token)` in the order it came, so a pair's text always precedes its answer (the
+    model thread hands both over through the loop, the text first). Pieces of a settled pair are dropped.
 
     However the iteration ends (done, closed early, cancelled because the client left), the futures
     still pending are cancelled, so their queued pairs are dropped before they reach the model.
     """
     loop = asyncio.get_running_loop()
+    events: asyncio.Queue = tokens if tokens is not None else asyncio.Queue()
     index = {future: i for i, future in enumerate(futures)}
+    for future in futures:  # a settled future joins the queue behind the text already there
+        future.add_done_callback(events.put_nowait)
     pending = set(futures)
     try:
         while pending:
-            done, pending = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()),
-                                               return_when=asyncio.FIRST_COMPLETED)
-            if not done:  # the deadline passed
-                late = DeadlineExceeded("not answered within the request's deadline")
-                for future in sorted(pending, key=index.__getitem__):
-                    yield index[future], late
-                return
-            for future in sorted(done, key=index.__getitem__):
-                if future.cancelled():
-                    yield index[future], ShuttingDown("the question was cancelled")
-                else:
-                    yield index[future], future.exception() or future.result()  # type: ignore[misc]
+            try:
+                event = events.get_nowait()  # what is there already counts, even at the deadline
+            except asyncio.QueueEmpty:
+                try:
+                    event = await asyncio.wait_for(events.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:  # the deadline passed
+                    late = DeadlineExceeded("not answered within the request's deadline")
+                    for future in sorted(pending, key=index.__getitem__):
+                        yield index[future], late
+                    return
+            if isinstance(event, asyncio.Future):
+                if event in pending:
+                    pending.discard(event)
+                    yield index[event], _outcome(event)
+            elif futures[event[0]] in pending:
+                yield event[0], Token(event[1])
     finally:
         for future in futures:
             future.cancel()
+
+
+def _outcome(future: asyncio.Future) -> Result | Exception:
+    """A settled future's result, or its exception (ShuttingDown if it was cancelled)."""
+    if future.cancelled():
+        return ShuttingDown("the question was cancelled")
+    return future.exception() or future.result()  # type: ignore[return-value]
 
 
 class NaiveRunner:
@@ -465,7 +541,7 @@ class NaiveRunner:
         if self._thread:
             self._thread.close()
 
-    async def submit(self, pairs: Sequence[Pair], timeout_s: float) -> list[Result]:
+    async def submit(self, pairs: Sequence[Pair], timeout_s: float, words: int | None = None) -> list[Result]:
         if self.closing:
             raise ShuttingDown("the server is shutting down; retry on another instance")
         assert self._thread is not None, "start() the runner first"
@@ -477,7 +553,7 @@ class NaiveRunner:
         def call() -> list[Summary]:
             nonlocal started
             started = time.perf_counter()
-            return self.run_batch(pairs)
+            return self.run_batch(pairs, **({"words": words} if words is not None else {}))
 
         try:
             summaries = await self._thread.run(call)  # the thread's queue serializes
@@ -488,14 +564,19 @@ class NaiveRunner:
             self.metrics.batch_size.observe(len(pairs))
         return [Result(s, len(pairs), (started - enqueued) * 1e3) for s in summaries]
 
-    def enqueue(self, pairs: Sequence[Pair], timeout_s: float) -> list[asyncio.Future]:
+    def enqueue(self, pairs: Sequence[Pair], timeout_s: float, words: int | None = None,
+                on_text: TextCallback | None = None) -> list[asyncio.Future]:
         """Like `MicroBatcher.enqueue`, the baseline's way: one pipeline call for the request's pairs,
         each failing alone; no admission control, and pairs are not dropped once queued."""
         if self.closing:
             raise ShuttingDown("the server is shutting down; retry on another instance")
         assert self._thread is not None, "start() the runner first"
         thread, loop = self._thread, asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in pairs]
+        items = [_Item(pair, "", loop.create_future(), words=words,  # no fingerprint: the baseline prices nothing
+                       on_text=functools.partial(on_text, k) if on_text is not None else None)
+                 for k, pair in enumerate(pairs)]
+        futures = [item.future for item in items]
+        options = _options(items, loop)
         enqueued = started = time.perf_counter()
         self._waiting += len(pairs)
         self._set_depth()
@@ -503,7 +584,7 @@ class NaiveRunner:
         def call() -> list[Summary | Exception]:
             nonlocal started
             started = time.perf_counter()
-            return summarize_each(self.run_batch, pairs)
+            return summarize_each(self.run_batch, pairs, **options)
 
         async def run() -> None:
             try:

@@ -13,6 +13,7 @@ from ..text import require_unicode
 
 MAX_QUERIES = 16  # per request: more queries belong in a batch job
 MAX_QUERY_CHARS = 2000
+MIN_WORDS, MAX_WORDS = 10, 400  # options.words: shorter says nothing, longer is past what the writers read and write well
 
 DocumentFormat = Literal["text", "markdown", "jsonl", "qmsum"]
 
@@ -100,6 +101,18 @@ class Options(BaseModel):
         default=None, gt=0, description="answer 504 if not done within this many seconds (capped by the server's deadline)"
     )
     include_document: bool = Field(default=False, description="echo the document text the evidence offsets refer to")
+    words: int | None = Field(
+        default=None, ge=MIN_WORDS, le=MAX_WORDS,
+        description="the answers' length in words (the extractive writer's budget; a model writer stops at a whole "
+                    "sentence near it); default: the pipeline's",
+    )
+
+
+class StreamOptions(Options):
+    """Per-request options of the stream."""
+
+    tokens: bool = Field(default=True, description="send `token` lines with each answer's text as a model writes it "
+                                                   "(generative pipelines; extractive ones have none)")
 
 
 def query_problem(query: str) -> str | None:
@@ -132,7 +145,7 @@ class StreamRequest(DocumentIn):
     """
 
     queries: list[Text] = Field(min_length=1, max_length=MAX_QUERIES, description="the questions")
-    options: Options = Field(default_factory=Options)
+    options: StreamOptions = Field(default_factory=StreamOptions)
 
 
 class EvidenceOut(BaseModel):
@@ -238,6 +251,16 @@ class StreamAnswer(Answer):
     index: int = Field(description="position of the question in the request's `queries`")
 
 
+class StreamToken(BaseModel):
+    """A line of the stream: text a model writer has just written for `queries[index]`. The texts of a
+    question's token lines add up to its raw draft; its `answer` line, which follows, is the finished
+    answer (cut to whole sentences, cited; in strict mode only its supported sentences), so it may differ."""
+
+    type: Literal["token"] = "token"
+    index: int = Field(description="position of the question in the request's `queries`")
+    text: str = Field(description="the new text, to append to the question's text so far")
+
+
 class StreamError(BaseModel):
     """A line of the stream: `queries[index]` was not answered, and why (the status it would have had alone)."""
 
@@ -266,6 +289,8 @@ class Limits(BaseModel):
     max_queries: int = Field(description="most questions in one request")
     max_query_chars: int = Field(description="longest question")
     deadline_s: float = Field(description="a request not answered by then gets 504 (or error lines, streaming)")
+    min_words: int = Field(default=MIN_WORDS, description="shortest answer length `options.words` may ask for")
+    max_words: int = Field(default=MAX_WORDS, description="longest answer length `options.words` may ask for")
 
 
 class Info(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -30,8 +30,12 @@ TOKENS_PER_WORD = 1.5
 class Writer(Protocol):
     """Writes one summary per (query, ranked evidence) pair."""
 
-    def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]]) -> list[Draft]:
-        """`ranked[i]` is every segment for `queries[i]`, most relevant first."""
+    def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]],
+                    words: int | Sequence[int | None] | None = None,
+                    on_text: Callable[[int, str], None] | None = None) -> list[Draft]:
+        """`ranked[i]` is every segment for `queries[i]`, most relevant first. `words`: the answers' length,
+        one for all or one per query (None: the config's `summary_words`). `on_text(i, text)`: answer i's
+        new text while it is decoded (`writers.streaming`); writers that do not decode never call it."""
         ...
 
 

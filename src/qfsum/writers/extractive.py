@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 from ..budget import WordCounter, select_under_budget
 from ..document import Draft, Evidence, Segment
 from ..grounding import content_words
+from .lengths import Words, per_item
 
 if TYPE_CHECKING:
     from .base import WriterConfig
+    from .streaming import TextCallback
 
 # A segment needs this many distinct content words to be shown. On QMSum val, the turns the hybrid
 # scorer ranks high with fewer are backchannels and fragments ("Yeah .", "SRI .", "Huh ? A cat .",
@@ -50,10 +52,14 @@ class ExtractiveWriter:
         self.min_content_words = min_content_words
         self.counter = WordCounter()
 
-    def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]]) -> list[Draft]:
+    def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]], words: Words = None,
+                    on_text: "TextCallback | None" = None) -> list[Draft]:
+        """One draft per query: its best segments under `words` words (one for all or one per query; None:
+        the writer's budget). Nothing is decoded, so `on_text` is never called."""
+        budgets = per_item(words, len(ranked)) or [None] * len(ranked)
         drafts = []
-        for items in ranked:
-            chosen = select_under_budget(self._without_filler(items), self.budget, self.counter)
+        for items, budget in zip(ranked, budgets, strict=True):
+            chosen = select_under_budget(self._without_filler(items), budget or self.budget, self.counter)
             drafts.append(Draft("\n".join(e.segment.text for e in chosen), chosen))
         return drafts
 

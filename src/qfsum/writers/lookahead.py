@@ -220,6 +220,7 @@ def lookahead_generate(
     eos_token_id: int | Sequence[int] | None = None,
     processors: RowProcessors = (),
     stats: DecodeStats | None = None,
+    on_tokens: Callable[[int, list[int]], None] | None = None,
 ) -> list[list[int]]:
     """Greedy continuations of `prompts` (token ids, no padding), decoded together with lookahead.
 
@@ -227,6 +228,7 @@ def lookahead_generate(
     decoding (`model.generate(do_sample=False)` with the same `processors`) writes them. `model` is
     any causal LM of `transformers` that takes `position_ids` and a `DynamicCache`. `processors` is a list
     applied to every row, or a function of a row's prompt length (e.g. for `AnswerNoRepeatNGram`).
+    `on_tokens(row, tokens)`, if given, gets each row's tokens as they are accepted (a chunk per step).
     """
     from transformers import DynamicCache
 
@@ -255,6 +257,8 @@ def lookahead_generate(
     for b, row in enumerate(rows):
         row.pending = _choose(logits[b], list(prompts[b]), [], row.processors)[0]
         _emit(row, [row.pending], eos, max_new_tokens)
+        if on_tokens is not None:
+            on_tokens(b, [row.pending])
     stats.tokens += len(rows)
 
     live = [b for b, row in enumerate(rows) if not row.done]  # batch row -> request
@@ -285,7 +289,10 @@ def lookahead_generate(
             stats.accepted += accepted
             new = chosen[: accepted + 1]  # the accepted draft tokens equal these, plus the model's own next one
             row.pending = new[-1]
-            stats.tokens += _emit(row, new, eos, max_new_tokens)
+            kept = _emit(row, new, eos, max_new_tokens)
+            stats.tokens += kept
+            if on_tokens is not None:
+                on_tokens(live[i], new[:kept])
             kept_per_row.append(accepted + 1)  # cache positions now valid: the old pending + accepted draft
 
         # Roll back what no row kept; mask the rest of each row's rejections (holes).

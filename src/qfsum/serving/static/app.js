@@ -1,6 +1,7 @@
 // qfsum web page: read a document, ask all its questions in one streaming request (the document is
-// sent once; the server micro-batches the questions), show each answer as its line arrives, with its
-// evidence highlighted in the document.
+// sent once; the server micro-batches the questions), show each answer's text as a model writes it
+// ("writing…", from `token` lines), then the finished answer as its line arrives, with its evidence
+// highlighted in the document.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -9,7 +10,7 @@ const STREAM = "/v1/summarize/stream";
 const MAX_RETRIES = 3; // after a 429 or 503 that says when to retry
 // until /info answers: the server's defaults
 const DEFAULT_LIMITS = { max_body_bytes: 8 * 2 ** 20, max_document_chars: 1000000, max_segments: 20000,
-  max_queries: 16, max_query_chars: 2000, deadline_s: 60 };
+  max_queries: 16, max_query_chars: 2000, deadline_s: 60, min_words: 10, max_words: 400 };
 const state = { fileName: null, docText: null, answers: [], selected: -1, generative: false,
   limits: DEFAULT_LIMITS, run: null };
 
@@ -70,7 +71,19 @@ function showLimits() {
   $("limits").textContent = `The server takes documents of up to ${number(l.max_document_chars)} characters ` +
     `(${bytesText(l.max_body_bytes)} per upload) and up to ${l.max_queries} questions at a time; ` +
     `each answer should come within ${number(l.deadline_s)} s.`;
+  $("words").min = l.min_words;
+  $("words").max = l.max_words;
+  $("words").title = `from ${l.min_words} to ${l.max_words} words; empty: the pipeline's own length`;
   showDocumentSize();
+}
+
+// The answer length asked for: null for the pipeline's own, NaN when the box holds no length the server takes.
+function wordsAsked() {
+  const text = $("words").value.trim();
+  if (!text) return null;
+  const words = Number(text);
+  const { min_words: low, max_words: high } = state.limits;
+  return Number.isInteger(words) && words >= low && words <= high ? words : Number.NaN;
 }
 
 // Characters as Python counts them (code points): for plain text and Markdown the server's document
@@ -217,6 +230,11 @@ async function ask() {
   }
   const problem = documentProblem();
   if (problem) return showError(problem);
+  const words = wordsAsked();
+  if (Number.isNaN(words)) {
+    return showError(`The answer length is a whole number of words from ${state.limits.min_words} to ${state.limits.max_words} ` +
+      "(or empty for the pipeline's own).");
+  }
 
   // settled: questions the server answered or failed (lines received); the bar shows those
   const run = { abort: new AbortController(), answered: 0, failed: 0, settled: 0, note: "", finished: false,
@@ -246,11 +264,14 @@ async function ask() {
   let complete = false;
   let ending = "";
   try {
-    const response = await openStream({ ...documentBody(), queries: asked, options: { include_document: true } }, run);
+    const options = { include_document: true, ...(words === null ? {} : { words }) };
+    const response = await openStream({ ...documentBody(), queries: asked, options }, run);
     await readLines(response, (line) => {
       if (line.type === "document") {
         state.docText = line.text;
         renderDocument([]);
+      } else if (line.type === "token") {
+        addDraft(line.index, line.text);
       } else if (line.type === "answer" || line.type === "error") {
         if (line.type === "answer") run.answered += 1;
         else run.failed += 1;
@@ -293,6 +314,31 @@ $("stop").addEventListener("click", () => { if (state.run) state.run.abort.abort
 $("add-question").addEventListener("click", () => addQuestion().focus());
 
 // -- rendering ---------------------------------------------------------------------------------
+// A token line: the question's text so far grows; only its card changes (the others, and the
+// document with its highlights, stay as they are). The answer line replaces it with the finished answer.
+function addDraft(i, text) {
+  const answer = state.answers[i];
+  if (!answer || !answer.pending) return;
+  answer.draft = (answer.draft || "") + text;
+  const card = document.querySelector(`#answer-list .answer[data-index="${i}"]`);
+  if (card) showDraft(card, answer.draft);
+  else renderAnswers();
+}
+
+// A card whose answer a model is still writing: its raw text so far, marked as such.
+function showDraft(card, draft) {
+  card.classList.add("writing");
+  const summary = card.querySelector(".summary");
+  let kind = card.querySelector(".kind");
+  if (!kind) { // a "Working…" card has none
+    kind = Object.assign(document.createElement("p"), { className: "kind" });
+    summary.before(kind);
+  }
+  kind.textContent = "writing…";
+  summary.classList.remove("muted");
+  summary.textContent = draft;
+}
+
 function renderAnswers() {
   const list = $("answer-list");
   list.replaceChildren();
@@ -304,7 +350,10 @@ function renderAnswers() {
     const summary = card.querySelector(".summary");
     const meta = card.querySelector(".meta");
     const kind = card.querySelector(".kind");
-    if (answer.pending) {
+    if (answer.pending && answer.draft) {
+      card.classList.add("pending");
+      showDraft(card, answer.draft);
+    } else if (answer.pending) {
       card.classList.add("pending");
       summary.textContent = "Working…";
       summary.classList.add("muted");
@@ -453,7 +502,7 @@ setQuestions([]);
 fetch("/info").then((r) => (r.ok ? r.json() : Promise.reject(new Error(r.statusText)))).then((info) => {
   $("pipeline").textContent = `pipeline: ${info.pipeline}` + (info.generative ? " (generated answers)" : " (quoted answers)");
   state.generative = info.generative;
-  state.limits = info.limits;
+  state.limits = { ...DEFAULT_LIMITS, ...info.limits };
   if (info.auth) $("settings").open = true;
   questionBoxes().forEach((box) => { box.maxLength = info.limits.max_query_chars; });
   updateAdd();
