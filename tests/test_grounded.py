@@ -99,14 +99,17 @@ def test_evidence_bias_makes_the_writer_copy_its_evidence(kind, request):
     assert share[1] > 0.9  # not 1: a grounded number may be open, and the decoded answer is tokenized again
 
 
-def test_evidence_bias_raises_the_prompt_tokens_only_and_never_the_special_ones(smollm2_tokenizer):
+def test_evidence_bias_raises_the_prompt_tokens_and_the_end_of_answer_only(smollm2_tokenizer):
     from qfsum.writers.grounded import EvidenceBias
 
-    prompt = smollm2_tokenizer("the roof costs", add_special_tokens=False)["input_ids"] + [smollm2_tokenizer.eos_token_id]
+    marker = smollm2_tokenizer.convert_tokens_to_ids("<|im_start|>")
+    assert marker != smollm2_tokenizer.eos_token_id and marker in smollm2_tokenizer.all_special_ids
+    words = smollm2_tokenizer("the roof costs", add_special_tokens=False)["input_ids"]
+    prompt = [marker] + words
     scores = torch.zeros(1, len(smollm2_tokenizer))
     raised = EvidenceBias(smollm2_tokenizer, 1.5, len(prompt))(torch.tensor([prompt]), scores.clone())
     expected = torch.zeros_like(scores)
-    expected[0, prompt[:-1]] = 1.5
+    expected[0, words + [smollm2_tokenizer.eos_token_id]] = 1.5  # the end stays level with copied words: no longer answers
     assert torch.equal(raised, expected)
 
 

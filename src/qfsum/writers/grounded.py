@@ -249,8 +249,9 @@ class GroundedNames(_Grounded):
 
 class EvidenceBias:
     """Adds `bias` to the logits of every token the prompt (the evidence) holds: a soft push to copy the
-    evidence's words rather than invent others. It bans nothing, so it goes before the banning processors;
-    special tokens (end of answer included) are left alone, so the answer's length is not pushed.
+    evidence's words rather than invent others. It bans nothing, so it goes before the banning processors.
+    The end-of-answer token is raised too, so the answer is not made longer (its odds against the words
+    the model copies stay as they were); the prompt's other special tokens (chat markers) are not.
 
     Rows as in `_Grounded`: causal LMs read the prompt of each row (`prompt_length` ids, left padding
     included); seq2seq LMs get `sources[i]` for input i, shared by its `num_beams` beams.
@@ -262,6 +263,8 @@ class EvidenceBias:
         self.bias = bias
         self.prompt_length = prompt_length
         self.num_beams = max(num_beams, 1)
+        ends = tokenizer.eos_token_id if isinstance(tokenizer.eos_token_id, list) else [tokenizer.eos_token_id]
+        self._ends = [i for i in ends if i is not None]
         self._special = frozenset(tokenizer.all_special_ids)
         self._given = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in sources] if sources is not None else None
         self._masks: dict[tuple[int, ...], torch.Tensor] = {}
@@ -272,7 +275,8 @@ class EvidenceBias:
             ids = self._given[row // self.num_beams] if self._given is not None else input_ids[row, : self.prompt_length].tolist()
             key = tuple(ids)
             if key not in self._masks:
-                held = sorted({i for i in ids if i not in self._special and i < scores.shape[1]})
+                held = sorted({i for i in [*ids, *self._ends] if (i not in self._special or i in self._ends)
+                               and i < scores.shape[1]})
                 mask = torch.zeros(scores.shape[1], dtype=scores.dtype)
                 mask[held] = self.bias
                 self._masks[key] = mask
