@@ -28,7 +28,7 @@ pytest.importorskip("uvicorn")
 from conftest import wait_for  # noqa: E402
 from qfsum import Pipeline, QfsumError  # noqa: E402
 from qfsum.document import Document, Segment  # noqa: E402
-from qfsum.pipeline import PipelineConfig, Summary  # noqa: E402
+from qfsum.pipeline import PipelineConfig, Summary, summarize_each  # noqa: E402
 from qfsum.retrieval import ScorerConfig  # noqa: E402
 from qfsum.serving import ServerConfig, create_app  # noqa: E402
 from qfsum.serving.batcher import MicroBatcher, Token, as_settled  # noqa: E402
@@ -207,6 +207,29 @@ def test_summarize_hands_on_the_text_of_one_answer(tiny_causal_dir):
     pieces: list[str] = []
     summary = pipeline.summarize(DOCUMENT, QUERIES[0], on_text=pieces.append)
     assert len(pieces) >= 2 and complete_sentences("".join(pieces).strip()) == summary.text
+
+
+def test_a_failed_batch_is_rerun_alone_without_sending_text_twice():
+    pieces, on_text = _collect()
+    calls = []
+
+    def summarize_batch(items, words=None, on_text=None):
+        calls.append(([q for _, q in items], words, on_text is not None))
+        for i, (_, query) in enumerate(items):
+            if on_text is not None:
+                on_text(i, query)
+            if query == "bad":
+                raise QfsumError("a bad query")
+        return [f"answer to {q}" for _, q in items]
+
+    items = [("doc", "a"), ("doc", "bad"), ("doc", "b")]
+    results = summarize_each(summarize_batch, items, words=[10, 20, 30], on_text=on_text)
+    assert results[0] == "answer to a" and isinstance(results[1], QfsumError) and results[2] == "answer to b"
+    # "a" and "bad" had sent text before the batch failed: re-run without it; "b" had not: it streams alone
+    assert calls == [(["a", "bad", "b"], [10, 20, 30], True), (["a"], [10], False), (["bad"], [20], False),
+                     (["b"], [30], True)]
+    assert dict(pieces) == {0: ["a"], 1: ["bad"], 2: ["b"]}
+    assert [type(r) for r in summarize_each(summarize_batch, items[:2], words=[0, 10])] == [QfsumError] * 2
 
 
 # -- the batcher routes each piece to its own request ----------------------------------------------------

@@ -193,7 +193,10 @@ def summarize_each(
     takes them) are passed on only when given, so any `summarize_batch(items)` works without them; an
     item re-run alone streams its text again only if the failed batch had sent none of it.
     """
-    lengths = per_item(words, len(items))
+    try:
+        lengths = per_item(words, len(items))
+    except QfsumError as err:  # a bad length is every item's error, never the caller's crash
+        return [err] * len(items)
     streamed: set[int] = set()  # items whose text went out during the batch call
     try:
         return list(summarize_batch(items, **_call_options(range(len(items)), lengths, on_text, streamed)))
