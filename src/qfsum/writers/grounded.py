@@ -11,7 +11,11 @@ every token that would start, continue or close a number phrase that the evidenc
 - a phrase may end only when its value is one the evidence states ("twenty" may not end where the
   evidence says "twenty five"; "1.3" may not go on to " million" unless 1,300,000 is stated);
 - a point after a whole number that no number of the evidence continues ends the sentence: no digit may
-  follow it, so "2." cannot turn into "2. 1 million" when the writer wanted an unstated "2.5".
+  follow it, so "2." cannot turn into "2. 1 million" when the writer wanted an unstated "2.5";
+- the day of a stated date is stated only with its month ("14 March", "March 14"), not alone: the
+  evidence's "15 April" does not allow "a 15-year plan".
+
+If a row has nothing left to write (the answer's n-gram ban took the rest), the answer ends there.
 
 A lone "one" stays free ("no one", "one of them"): `grounding.numbers` does not count it either.
 Other words are never banned, so the model can still say "a large overrun"; it just cannot invent
@@ -37,6 +41,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..grounding import NUMBER_WORDS, PRONOUN_ONE, numbers as stated_numbers
+
+_MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+                "november", "december")  # a stated date "date:03-14" is the 14th of _MONTH_NAMES[2]
 
 if TYPE_CHECKING:  # annotations only: transformers loads when a model does
     from transformers import PreTrainedTokenizerBase
@@ -70,6 +77,12 @@ def _phrases(text: str) -> list[tuple[int, int, str]]:
     return found
 
 
+def _after_month(text: str, months: frozenset[str]) -> bool:
+    """`text` ends with one of `months`, written out or cut to three letters or more ("Sept.")."""
+    word = text.rstrip(". ").rsplit(" ", 1)[-1]
+    return len(word) >= 3 and any(month.startswith(word) for month in months)
+
+
 def _value_stated(phrase: str, values: frozenset[str]) -> bool:
     """The phrase, as complete, states one value and the evidence states it (a lone "one" is free)."""
     phrase = phrase.strip().rstrip(".,")
@@ -87,16 +100,22 @@ class Source:
     prefixes: frozenset[str]
     values: frozenset[str]  # canonical, as `grounding.numbers` gives them: "8", "1300000", "2.5%"
     capitalised: frozenset[str]  # words the evidence writes with a capital
+    dates: frozenset[tuple[str, str]]  # (day, month name) of each date stated: "14 March" -> ("14", "march")
 
     @classmethod
     def of(cls, text: str) -> "Source":
         values = set(stated_numbers(text))
-        values |= {str(int(v[-2:])) for v in values if v.startswith("date:")}  # "14" may begin "14 March"
+        dates = frozenset((str(int(v[-2:])), _MONTH_NAMES[int(v[5:7]) - 1]) for v in values if v.startswith("date:"))
         surfaces = {phrase.strip() for _, _, phrase in _phrases(normalise(text))}
         surfaces |= {v for v in values if not v.startswith("date:")}  # "twenty five" may be written "25"
+        surfaces |= {day for day, _ in dates}  # "14" may begin "14 March" (but not stand alone: see `_date_day`)
         prefixes = {s[:i] for s in surfaces for i in range(1, len(s) + 1)}
         capitalised = frozenset(re.findall(r"\b[A-Z][\w'’]*", text))
-        return cls(text, frozenset(prefixes), frozenset(values), capitalised)
+        return cls(text, frozenset(prefixes), frozenset(values), capitalised, dates)
+
+    def months_of(self, day: str) -> frozenset[str]:
+        """The month names that `day` is the day of, in the dates stated."""
+        return frozenset(month for d, month in self.dates if d == day)
 
 
 def allowed_numbers(text: str) -> frozenset[str]:
@@ -159,6 +178,8 @@ class _Grounded:
         self.num_beams = max(num_beams, 1)
         self._sources: dict[tuple[int, ...], Source] = {}
         self._cached: dict[tuple[int, str], torch.Tensor] = {}  # per source: what the vocabulary may do
+        end = tokenizer.eos_token_id
+        self.end: int | None = end[0] if isinstance(end, list) else end
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """input_ids (B, T), scores (B, V) -> scores with banned tokens at -inf."""
@@ -169,6 +190,10 @@ class _Grounded:
             banned = self._banned(answer, self._source(row, ids), vocab)
             if banned.any() and not banned.all():  # never leave a row nothing to write
                 scores[row, :vocab] = scores[row, :vocab].masked_fill(banned.to(scores.device), float("-inf"))
+            if self.end is not None and not torch.isfinite(scores[row]).any():
+                # with the n-gram ban, nothing is left: end the answer here (greedy would otherwise take
+                # token 0, which may be an invisible special token, and write on after it)
+                scores[row, self.end] = 0.0
         return scores
 
     def _source(self, row: int, ids: list[int]) -> Source:
@@ -192,13 +217,21 @@ class GroundedNumbers(_Grounded):
         norm = normalise(tail)
         banned = torch.zeros(vocab, dtype=torch.bool)
         open_phrase = next((p for p in reversed(_phrases(norm)) if p[1] == len(norm)), None)
-        if open_phrase and not _value_stated(open_phrase[2], source.values):
+        values = source.values
+        if open_phrase:
+            day = open_phrase[2].strip()
+            months = source.months_of(day)
+            if _after_month(norm[: open_phrase[0]], months):  # "March 14" is a whole date: 14 is stated here
+                values = values | {day}
+        if open_phrase and not _value_stated(open_phrase[2], values):
             banned |= ~v.numeric[:vocab]  # an unfinished number: only number tokens may follow
+            if months:  # the day of a stated date: its month may follow ("14" -> "14 March")
+                banned &= ~self._month_led(source, months)[:vocab]
         if re.search(r"\d\. ?$", norm) and open_phrase and open_phrase[2].rstrip(" ") not in source.prefixes:
             banned |= v.digit_led[:vocab]  # the point ended a sentence: no number straight after it
         if open_phrase:
             for token in torch.nonzero(v.numeric[:vocab] & ~banned).flatten().tolist():
-                banned[token] = not self._fits(normalise(tail + v.texts[token])[open_phrase[0]:], source)
+                banned[token] = not self._fits(normalise(tail + v.texts[token])[open_phrase[0]:], source, values)
         else:  # a new phrase: whether a token may start one depends on the token and the character before it
             banned |= self._start_bans(source, "a" if norm[-1:].isalnum() else " ")[:vocab]
         for token, numerals in v.odd_numerals:
@@ -206,22 +239,36 @@ class GroundedNumbers(_Grounded):
                 banned[token] = True
         return banned
 
+    def _month_led(self, source: Source, months: frozenset[str]) -> torch.Tensor:
+        """Tokens that begin one of `months` after a space ("14" + " March", " Mar" + "ch", " Sept")."""
+        key = (id(source), " ".join(sorted(months)))
+        if key not in self._cached:
+            led = torch.zeros(len(self.vocabulary.texts), dtype=torch.bool)
+            for token, text in enumerate(self.vocabulary.texts):
+                word = text.lower()
+                if word.startswith(" ") and len(word) > 1 and any(m.startswith(word[1:]) or word[1:].startswith(m)
+                                                                   for m in months):
+                    led[token] = True
+            self._cached[key] = led
+        return self._cached[key]
+
     def _start_bans(self, source: Source, before: str) -> torch.Tensor:
         key = (id(source), before)
         if key not in self._cached:
             v = self.vocabulary
             banned = torch.zeros(len(v.texts), dtype=torch.bool)
             for token in torch.nonzero(v.starts).flatten().tolist():
-                banned[token] = not self._fits(normalise(before + v.texts[token])[len(before):], source)
+                banned[token] = not self._fits(normalise(before + v.texts[token])[len(before):], source, source.values)
             self._cached[key] = banned
         return self._cached[key]
 
     @staticmethod
-    def _fits(written: str, source: Source) -> bool:
-        """Every phrase of `written` (the current phrase on) is stated; the last may still be growing."""
+    def _fits(written: str, source: Source, values: frozenset[str]) -> bool:
+        """Every phrase of `written` (the current phrase on) states one of `values` (the evidence's, and the
+        day of a date whose month was just written); the last may still be growing."""
         for start, end, phrase in _phrases(written):
             growing = end == len(written)
-            if not (_value_stated(phrase, source.values) or (growing and phrase in source.prefixes)):
+            if not (_value_stated(phrase, values) or (growing and phrase in source.prefixes)):
                 return False
         return True
 
