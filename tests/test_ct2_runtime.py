@@ -331,6 +331,6 @@ def test_shipped_writer_float32_is_torch_and_int8_stays_close(monkeypatch):
     assert hits / total >= INT8_MIN_AGREEMENT, hits / total
 
     for text, query, evidence in zip(answers["ctranslate2", "int8"], queries, ranked):
-        # stated as grounded decoding reads the evidence: a date's day counts ("15" of "15 April")
+        # stated as grounded decoding reads the evidence (the whole prompt, the question included)
         stated = Source.of(int8.tokenizer.decode(int8.prompt(query, evidence)[0], skip_special_tokens=True)).values
         assert set(numbers(text)) <= stated, text
