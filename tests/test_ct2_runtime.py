@@ -305,9 +305,9 @@ def test_shipped_writer_float32_is_torch_and_int8_stays_close(monkeypatch):
     pipeline = Pipeline.load("default")
     document = document_from_text((root / "examples" / "meeting.txt").read_text(), "meeting")
     queries = ["What did the meeting decide about the budget overrun?",
-               "When will the reading room close, and what will replace it?", "Who owns the next steps?"]
+               "When will the reading room close, and what will replace it?"]
     ranked = [pipeline.rank(document, q) for q in queries]
-    settings = dict(pipeline.config.writer.__dict__)
+    settings = {**pipeline.config.writer.__dict__, "max_new_tokens": 60}  # answers of 60 tokens: the suite's time
     writers = {(runtime, dtype): build_writer(WriterConfig(**{**settings, "runtime": runtime, "dtype": dtype}))
                for runtime, dtype in [("torch", "float32"), ("ctranslate2", "float32"), ("ctranslate2", "int8")]}
     torch_writer, int8 = writers["torch", "float32"], writers["ctranslate2", "int8"]
