@@ -4,6 +4,11 @@ For each pipeline, server mode (naive, batched) and client count, a fresh `qfsum
 starts (so no backlog leaks between points), takes one warm-up request, then N closed-loop clients
 send requests for `--duration` seconds (or until `--requests` were sent). Requests still open when
 the time is up get as long again to finish; the rest are cancelled and counted as unfinished.
+
+Mode `python` is the same requests through the Python API in this process, no HTTP: with 1 "client"
+each request is one `Pipeline.summarize_batch` call of its own; with N, N requests go in one call
+(the latency of each is that call's). `--passage-words N` turns QMSum / JSONL examples into the
+short-passage task (a query and the first N words of its gold evidence spans).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import QfsumError
+from ..threads import add_threads_argument, parse_threads, set_threads
 
 MEETING_QUERIES = [
     "What did the meeting decide about the budget?",
@@ -36,6 +42,7 @@ MEETING_QUERIES = [
     "What risks were raised about the schedule?",
     "What did the survey find?",
 ]
+MODES = ("naive", "batched", "python")  # a naive server, the micro-batching one, the Python API
 START_TIMEOUT_S = 600  # the default pipeline loads two models on a busy CPU
 
 
@@ -58,17 +65,46 @@ class Point:
     mean_batch: float = 0.0
 
 
-def payloads(data: str) -> list[dict]:
-    """Request bodies: a text file with the meeting questions above, or QMSum / JSONL examples."""
+def payloads(data: str, split: str | None = None, passage_words: int | None = None) -> list[dict]:
+    """Request bodies: a text file with the meeting questions above, or QMSum / JSONL examples (whole
+    meetings, or with `passage_words` short passages)."""
     path = Path(data)
     if path.suffix.lower() in (".txt", ".md"):
         from ..readers import read_text_file
 
         text = read_text_file(path)
         return [{"document": text, "queries": [q]} for q in MEETING_QUERIES]
+    if passage_words is not None:
+        return short_passages(data, split, passage_words)
     from .batch import qmsum_requests
 
-    return [{"segments": r["segments"], "queries": [r["query"]]} for r in qmsum_requests(data, None, 64)]
+    return [{"segments": r["segments"], "queries": [r["query"]]} for r in qmsum_requests(data, split, 64)]
+
+
+def short_passages(data: str, split: str | None, words: int) -> list[dict]:
+    """The short-passage task: each example's query with the first `words` words of the text its gold
+    evidence spans cover, line breaks kept (examples without spans are skipped)."""
+    from ..readers import read_examples
+    from ..training.writer.taskdata import span_passage
+
+    path = Path(data)
+    if split is None and path.is_dir() and (path / "val").is_dir():
+        split = "val"
+    bodies = []
+    for example in read_examples(path, split):
+        lines, left = [], words
+        for line in span_passage(example).splitlines():
+            kept = line.split()[:left]
+            if kept:
+                lines.append(" ".join(kept))
+                left -= len(kept)
+            if left <= 0:
+                break
+        if lines:
+            bodies.append({"document": "\n\n".join(lines), "queries": [example.query]})
+    if not bodies:
+        raise QfsumError(f"{data}: no example with gold evidence spans, so no short passages")
+    return bodies
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -194,6 +230,33 @@ def measure(pipeline: str, mode: str, clients: int, args: argparse.Namespace, bo
         server.stop()
 
 
+def measure_python(pipeline: str, batch: int, args: argparse.Namespace, bodies: list[dict]) -> Point:
+    """The same requests through `Pipeline.summarize_batch` in this process, `batch` at a time, for
+    `--duration` seconds (or `--requests` requests), after one warm-up call."""
+    from ..pipeline import Pipeline
+    from ..serving.models import DocumentIn
+
+    loaded = Pipeline.load(pipeline)
+    items = [(DocumentIn(**{k: v for k, v in body.items() if k != "queries"}).to_document(), query)
+             for body in bodies for query in body["queries"]]
+    loaded.summarize_batch(items[:1])
+    point, latencies, calls = Point(pipeline, "python", batch), [], 0
+    began = time.perf_counter()
+    while time.perf_counter() - began < args.duration and point.sent < args.requests:
+        chunk = [items[(point.sent + i) % len(items)] for i in range(min(batch, args.requests - point.sent))]
+        started = time.perf_counter()
+        loaded.summarize_batch(chunk)
+        latencies += [(time.perf_counter() - started) * 1e3] * len(chunk)
+        point.sent += len(chunk)
+        point.ok += len(chunk)
+        calls += 1
+    point.seconds = time.perf_counter() - began
+    point.throughput = point.ok / point.seconds
+    point.p50_ms, point.p95_ms, point.p99_ms = (_percentile(latencies, q) for q in (50, 95, 99))
+    point.mean_batch = point.ok / calls if calls else 0.0
+    return point
+
+
 def _table(points: list[Point]) -> str:
     rows = ["| pipeline | server | clients | answered | req/s | p50 ms | p95 ms | p99 ms | errors | unfinished | mean batch |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
@@ -223,20 +286,28 @@ def bench_serve(args: argparse.Namespace) -> None:
     pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
     if not clients or min(clients) < 1 or args.duration <= 0 or args.requests < 1:
         raise QfsumError("--clients must list counts >= 1; --duration and --requests must be positive")
-    bodies = payloads(args.data)
+    threads = set_threads(parse_threads(args.threads))  # this process (python mode) and every server it starts
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - set(MODES):
+        raise QfsumError(f"--modes must list some of {', '.join(MODES)}, got '{args.modes}'")
+    if args.passage_words is not None and args.passage_words < 1:
+        raise QfsumError("--passage-words must be >= 1")
+    bodies = payloads(args.data, args.split, args.passage_words)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     points = []
     for pipeline in pipelines:
         for n in clients:
-            for mode in ("naive", "batched"):
-                point = measure(pipeline, mode, n, args, bodies, out)
+            for mode in modes:
+                point = (measure_python(pipeline, n, args, bodies) if mode == "python"
+                         else measure(pipeline, mode, n, args, bodies, out))
                 print(f"{pipeline:<12} {mode:<8} {n:>3} clients: {point.throughput:7.2f} req/s  "
                       f"p99 {point.p99_ms:8.0f} ms  errors {sum(point.errors.values())}  batch {point.mean_batch:.1f}",
                       file=sys.stderr, flush=True)
                 points.append(point)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"
-    header = (f"`qfsum bench serve` on {dt.date.today().isoformat()} ({machine}); data {args.data}; "
+    data = f"{args.data}" + (f", the first {args.passage_words} words of each query's gold spans" if args.passage_words else "")
+    header = (f"`qfsum bench serve` on {dt.date.today().isoformat()} ({machine}, {threads} torch threads); data {data}; "
               f"{args.duration:g} s or {args.requests} requests per point; max batch {args.max_batch_size}, "
               f"deadline {args.deadline:g} s")
     report = "\n".join([header, "", _table(points), "", *_speedups(points)]) + "\n"
@@ -254,7 +325,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--requests", type=int, default=5000, help="at most this many requests per point (default 5000)")
     p.add_argument("--data", default="examples/meeting.txt",
                    help="a .txt/.md document (asked the built-in meeting questions), or QMSum / JSONL examples")
+    p.add_argument("--split", default=None, help="the QMSum split (default: every split; val with --passage-words)")
+    p.add_argument("--passage-words", type=int, default=None,
+                   help="the short-passage task: each query with the first N words of its gold evidence spans")
+    p.add_argument("--modes", default="naive,batched",
+                   help=f"comma-separated, of {', '.join(MODES)} (default naive,batched; python: the Python API in-process, "
+                        "CLIENTS queries per call)")
     p.add_argument("--max-batch-size", type=int, default=16, help="the batched server's --max-batch-size")
     p.add_argument("--max-queue", type=int, default=256, help="the batched server's --max-queue")
     p.add_argument("--deadline", type=float, default=60.0, help="both servers' --deadline in seconds")
+    add_threads_argument(p)
     p.add_argument("--out", default="runs/bench-serve", help="folder for results.md, results.json and server logs")
