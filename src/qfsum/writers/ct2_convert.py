@@ -5,7 +5,7 @@ directory, a hub id or a LoRA adapter, merged into its base first, as `assets.lo
 converted to CTranslate2 with weights in `quantization` ("int8" or "float32"). The folder is
 `$QFSUM_CACHE/ct2/<name>-<fingerprint>-<quantization>`; the fingerprint covers the source files
 (paths, sizes, modification times), the adapter's base and the ctranslate2 version, so a retrained
-adapter or a new release converts again instead of loading a stale copy.
+adapter or a new release converts again instead of loading a stale copy (`writers.conversion`).
 
 A folder holds `model.bin`, `vocabulary.json` and `config.json` (CTranslate2's), `hf/` (the
 tokenizer, the model's config and generation config: everything the writer needs besides the
@@ -16,31 +16,22 @@ A folder is only ever renamed into place whole, so a half-written one means dama
 
 from __future__ import annotations
 
-import gc
-import hashlib
 import json
-import re
-import shutil
-import tempfile
 from pathlib import Path
+from types import ModuleType
 
 from .. import quiet
-from ..assets import adapter_base, cache_dir, load_generator_uncached, resolve
+from ..assets import cache_dir
 from ..errors import QfsumError
+from .conversion import cached_conversion, check_record, merged_checkpoint, require
 
 QUANTIZATIONS = ("int8", "float32")
 MARKER = "qfsum-ct2.json"
-HF_FILES = "hf"  # sub-folder: tokenizer and configs (AutoTokenizer would misread CTranslate2's config.json)
-PIP_EXTRA = "pip install 'qfsum[fast]'"
 
 
-def require_ctranslate2() -> object:
+def require_ctranslate2() -> ModuleType:
     """The ctranslate2 module, or a one-line error naming the pip extra that installs it."""
-    try:
-        import ctranslate2
-    except ImportError:
-        raise QfsumError(f"the ctranslate2 runtime needs the ctranslate2 package: {PIP_EXTRA}") from None
-    return ctranslate2
+    return require("ctranslate2", "ctranslate2")
 
 
 def converted_model(name: str, quantization: str = "int8") -> Path:
@@ -48,79 +39,13 @@ def converted_model(name: str, quantization: str = "int8") -> Path:
     if quantization not in QUANTIZATIONS:
         raise QfsumError(f"ctranslate2 quantization must be one of {', '.join(QUANTIZATIONS)}, got '{quantization}'")
     ctranslate2 = require_ctranslate2()
-    target = cache_dir() / "ct2" / f"{_slug(name)}-{fingerprint(name, ctranslate2.__version__)}-{quantization}"
-    if target.exists():
-        check_converted(target)
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
-    try:
-        _convert(name, quantization, staging)
-        try:
-            staging.rename(target)  # atomic: a concurrent first load sees the whole folder or none
-        except OSError:
-            if not target.exists():
-                raise
-            # another process converted it first: keep theirs
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    check_converted(target)
-    return target
+    return cached_conversion(cache_dir() / "ct2", name, quantization, f"ctranslate2 {ctranslate2.__version__}",
+                             lambda out: _convert(name, quantization, out), check_converted)
 
 
 def check_converted(folder: Path) -> dict:
     """The folder's record, after checking the files a load needs; one clear error if they are damaged."""
-    def corrupt(why: str) -> QfsumError:
-        return QfsumError(f"the converted model in {folder} is corrupt ({why}); delete it (rm -r '{folder}') "
-                          "and qfsum converts the model again")
-
-    try:
-        record = json.loads((folder / MARKER).read_text())
-    except (OSError, ValueError):
-        raise corrupt(f"{MARKER} is missing or unreadable") from None
-    for needed in ("model.bin", "config.json", "vocabulary.json", f"{HF_FILES}/config.json"):
-        if not (folder / needed).is_file():
-            raise corrupt(f"{needed} is missing")
-    size = (folder / "model.bin").stat().st_size
-    if size != record.get("model_bytes"):
-        raise corrupt(f"model.bin has {size} bytes, {record.get('model_bytes')} were written")
-    return record
-
-
-def fingerprint(name: str, version: str) -> str:
-    """16 hex digits naming the source files of model `name` (and its adapter's base) as they are now."""
-    digest = hashlib.sha256(f"ctranslate2 {version}\n".encode())
-    for path in _source_files(name):
-        stat = path.stat()
-        digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def _source_files(name: str) -> list[Path]:
-    """Every file the model's weights and tokenizer come from: a GGUF file, a folder's files (an
-    adapter's base's too), a hub model's cached snapshot; none for a hub model not yet downloaded
-    (its name keys it)."""
-    ref = resolve(name)
-    folder = Path(ref.location)
-    if ref.gguf_file is not None:  # the file itself: no need to dequantize it to know it
-        return [folder / ref.gguf_file]
-    if not folder.is_dir():
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(ref.location, "config.json")
-        if not isinstance(cached, str):
-            return []
-        folder = Path(cached).parent
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    if (folder / "adapter_config.json").is_file():
-        base = adapter_base(folder)
-        if not Path(base).resolve().is_relative_to(folder.resolve()):  # a base inside the folder is listed already
-            files += _source_files(base)
-    return files
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).name or name).strip("-")[:60] or "model"
+    return check_record(folder, MARKER, ("model.bin", "config.json", "vocabulary.json"), {"model.bin": "model_bytes"})
 
 
 def _convert(name: str, quantization: str, out: Path) -> None:
@@ -128,25 +53,14 @@ def _convert(name: str, quantization: str, out: Path) -> None:
     CTranslate2's converter on that folder (its public entry point: it loads the model itself)."""
     from ctranslate2.converters import TransformersConverter
 
-    with quiet.loading():
-        model, tokenizer = load_generator_uncached(name, "float32")  # a LoRA adapter comes back merged
-    if model.config.is_encoder_decoder:
-        raise QfsumError(f"the ctranslate2 runtime runs causal LMs; '{name}' is a seq2seq model (use runtime torch)")
-    kept = (model.config, model.generation_config, tokenizer)  # what the writer needs besides the weights
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".merged-") as scratch:
-        with quiet.loading():
-            model.save_pretrained(scratch)
-            tokenizer.save_pretrained(scratch)
-        del model  # the converter loads its own copy: never two in memory
-        gc.collect()
+    with merged_checkpoint(name, "ctranslate2", out.parent) as merged:
         try:
             with quiet.loading():  # force: `out` exists (empty); the converter replaces it
-                TransformersConverter(scratch).convert(str(out), quantization=quantization, force=True)
+                TransformersConverter(str(merged.folder)).convert(str(out), quantization=quantization, force=True)
         except (ValueError, NotImplementedError) as err:  # an architecture or option it does not know
             raise QfsumError(f"ctranslate2 cannot convert '{name}': {str(err).splitlines()[0][:200]}") from None
-    for part in kept:
-        part.save_pretrained(out / HF_FILES)
-    _check_vocabulary(out, tokenizer, name)
+    merged.save_hf_files(out)
+    _check_vocabulary(out, merged.tokenizer, name)
     record = {"model": name, "quantization": quantization, "model_bytes": (out / "model.bin").stat().st_size}
     (out / MARKER).write_text(json.dumps(record, indent=1) + "\n")
 

@@ -27,10 +27,8 @@ keeps its cached prompt.
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,27 +36,16 @@ import torch
 
 from ..errors import QfsumError
 from .base import WriterConfig
-from .ct2_convert import HF_FILES, check_converted, converted_model, require_ctranslate2
-
-# A logits processor in the `transformers` convention: (input_ids (1, T), scores (1, V)) -> scores.
-Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from .conversion import unloadable
+from .ct2_convert import check_converted, converted_model, require_ctranslate2
+from .fast_runtime import ConvertedCausalLM, DecodeStats, Processor, choose, require_greedy
 # CTranslate2 never evicts a cached prompt state, and one is large (RSS grew ~150 MB per 1000-token
 # prompt with SmolLM2-135M int8: keys and values in float32), so the generator is reloaded, emptying
 # its cache, when a new prompt would make more than this many. A reload reads model.bin again (135 MB
 # int8, from the page cache), far less work than reading a 1000-token prompt again at each restart.
 MAX_PROMPT_STATES = 1
-
-
-@dataclass
-class Ct2Stats:
-    """What decoding did: CTranslate2 calls, resumptions after a processor overruled it, tokens, and the
-    seconds until each answer's first token (the prefill: reading the prompt, and reloading the model
-    when a new prompt state needs the room)."""
-
-    calls: int = 0
-    restarts: int = 0
-    tokens: int = 0
-    prefill_seconds: float = 0.0
+# What decoding did (its prefill includes reloading the model when a new prompt state needs the room).
+Ct2Stats = DecodeStats
 
 
 def quantization_of(config: WriterConfig) -> str:
@@ -68,8 +55,7 @@ def quantization_of(config: WriterConfig) -> str:
 
 def load_for_writer(config: WriterConfig) -> tuple["Ct2CausalLM", Any]:
     """(model, tokenizer) of a generative writer with `runtime: ctranslate2`."""
-    if config.num_beams != 1 or config.decoding != "greedy":
-        raise QfsumError("the ctranslate2 runtime decodes greedily: it needs num_beams 1 and decoding greedy")
+    require_greedy(config)
     model = load_ct2(config.model, quantization_of(config))
     return model, model.tokenizer
 
@@ -80,34 +66,15 @@ def load_ct2(name: str, quantization: str = "int8") -> "Ct2CausalLM":
     return Ct2CausalLM(converted_model(name, quantization))
 
 
-class Ct2CausalLM:
-    """A converted causal LM (`writers.ct2_convert`) that decodes greedily under logits processors.
-
-    `config` and `generation_config` are the original model's, so code written for a `transformers`
-    model can read them; there are no torch weights.
-    """
-
-    device = "cpu"
+class Ct2CausalLM(ConvertedCausalLM):
+    """A converted causal LM (`writers.ct2_convert`) that decodes greedily under logits processors
+    (its configs, tokenizer and thread count: `ConvertedCausalLM`; one decode at a time, so the reload
+    below never cuts one short)."""
 
     def __init__(self, folder: Path, threads: int | None = None) -> None:
-        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
-
         self._ct2 = require_ctranslate2()
-        self.folder = Path(folder)
-        self.quantization = check_converted(self.folder)["quantization"]
-        hf = self.folder / HF_FILES
-        self.config = AutoConfig.from_pretrained(hf)
-        try:
-            self.generation_config = GenerationConfig.from_pretrained(hf)
-        except OSError:  # the model had none
-            self.generation_config = GenerationConfig.from_model_config(self.config)
-        self.tokenizer = AutoTokenizer.from_pretrained(hf)
-        eos = self.generation_config.eos_token_id
-        eos = self.tokenizer.eos_token_id if eos is None else eos
-        self.eos: list[int] = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
-        # qfsum.threads has set torch's count for this process (one per worker): CTranslate2 uses the same
-        self.threads = threads or torch.get_num_threads()
-        self._lock = threading.Lock()  # one decode at a time: the reload below must not cut one short
+        self.quantization = check_converted(Path(folder))["quantization"]
+        super().__init__(folder, threads)
         self._cached: set[tuple[int, ...]] = set()
         self._generator = self._load()
 
@@ -116,8 +83,7 @@ class Ct2CausalLM:
             return self._ct2.Generator(str(self.folder), device="cpu", compute_type=self.quantization,
                                        intra_threads=self.threads, inter_threads=1)
         except (RuntimeError, ValueError) as err:
-            raise QfsumError(f"the converted model in {self.folder} cannot be loaded ({str(err).splitlines()[0][:200]}); "
-                             f"delete it (rm -r '{self.folder}') and qfsum converts the model again") from None
+            raise unloadable(self.folder, err) from None
 
     def _remember(self, static: tuple[int, ...]) -> None:
         """Count a prompt whose state CTranslate2 will cache; reload the generator (emptying its
@@ -132,14 +98,14 @@ class Ct2CausalLM:
 
     def generate(self, prompt: Sequence[int], max_new_tokens: int, processors: Sequence[Processor] = (),
                  no_repeat_ngram_size: int = 0, on_tokens: Callable[[list[int]], None] | None = None,
-                 stats: Ct2Stats | None = None) -> list[int]:
+                 stats: DecodeStats | None = None) -> list[int]:
         """The greedy continuation of `prompt` (ids, no padding) under `processors`, which see the prompt
         and the answer so far (`no_repeat_ngram_size` must be their n-gram ban's, 0 for none):
         new tokens, up to and including an end-of-sequence token. `on_tokens` gets each token as it is
         chosen."""
         if not prompt:
             raise QfsumError("the ctranslate2 runtime needs a prompt of at least one token")
-        stats = stats if stats is not None else Ct2Stats()
+        stats = stats if stats is not None else DecodeStats()
         processors = _not_its_own(processors, no_repeat_ngram_size)
         tokens = self.tokenizer.convert_ids_to_tokens
         static, last = list(prompt[:-1]), tokens([prompt[-1]])
@@ -233,7 +199,4 @@ class _Step:
         import numpy as np
 
         scores = torch.from_numpy(np.array(step.logits, dtype=np.float32, copy=True)).reshape(1, -1)
-        ids = torch.tensor([self.prompt + self.answer])
-        for processor in self.processors:
-            scores = processor(ids, scores)
-        return int(scores.argmax(-1))
+        return choose(self.prompt + self.answer, scores, self.processors)
