@@ -1,5 +1,5 @@
 """The generative writer's runtimes on the same prompts: torch fp32 and bf16 against CTranslate2 int8
-and float32 (issue 18: a fast CPU runtime for the causal writers).
+and float32 and ONNX Runtime GenAI int4 and fp32 (issue 18: a fast CPU runtime for the causal writers).
 
 Usage (on an otherwise idle machine; every figure is only comparable within one run):
     python benchmarks/runtimes.py --data ../shared/data/qmsum --split val --limit 40 --threads 2
@@ -14,19 +14,21 @@ What one run does:
   the answer-only 3-gram ban, grounded numbers and names), with `runtime` and `dtype` set per row.
   torch decodes with `qfsum.bench.writers.greedy_timed` (the bake-off's loop: the prompt's one forward
   pass, then one-token passes with the key/value cache, the writer's processors choosing each token);
-  CTranslate2 with `Ct2CausalLM.generate`, the writer's path.
-- Figures per row: prefill tokens/s (prompt tokens over the time to read the prompt: for CTranslate2,
-  to its first token, which includes choosing it), decode tokens/s (new tokens over the rest, the
-  processors and CTranslate2's resumed calls included), seconds per answer, peak RSS (`ru_maxrss` of
-  a fresh process per row: Python, torch, the model, before the agreement pass below), restarts per
-  answer (CTranslate2 calls resumed after the writer's processors overruled it), and against the
+  CTranslate2 and ONNX Runtime GenAI with their model's `generate` (`Ct2CausalLM`, `OrtGenaiCausalLM`),
+  the writer's path.
+- Figures per row: prefill tokens/s (prompt tokens over the time to read the prompt: for CTranslate2
+  and ONNX Runtime GenAI, to its first token, which includes choosing it), decode tokens/s (new tokens
+  over the rest, the processors and CTranslate2's resumed calls included), seconds per answer, peak
+  RSS (VmHWM of a fresh process per row: Python, torch, the model, before the agreement pass below),
+  restarts per answer (CTranslate2 calls resumed after the writer's processors overruled it), and against the
   reference row (torch fp32): the share of identical answers and the token agreement (given the
-  reference answer so far, the share of its tokens this row would choose next: teacher forcing).
+  reference answer so far, the share of its tokens this row would choose next: teacher forcing,
+  `qfsum.bench.agreement`).
 - Each row first writes one untimed answer (warm-up: lazy set-up, the grounded vocabulary).
 - Threads: `--threads` (default: `qfsum.threads`' choice), set before torch loads in every row's
-  process; CTranslate2 uses the same count (intra_threads).
-CTranslate2 conversions are made (or found in the cache) by this process before any row runs, so no
-row pays for one. Output: the Markdown table (printed), and `runtimes.json`, `runtimes.md` in `--out`.
+  process; CTranslate2 and ONNX Runtime GenAI use the same count (intra-op threads).
+CTranslate2 and ONNX Runtime GenAI conversions are made (or found in the cache) by this process before
+any row runs, so no row pays for one. Output: the Markdown table (printed), and `runtimes.json`, `runtimes.md` in `--out`.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ VARIANTS = {  # row name -> (runtime, dtype)
     "torch-bf16": ("torch", "bfloat16"),
     "ct2-int8": ("ctranslate2", "int8"),
     "ct2-fp32": ("ctranslate2", "float32"),
+    "ortgenai-int4": ("onnxruntime-genai", "int4"),
+    "ortgenai-fp32": ("onnxruntime-genai", "float32"),
 }
 REFERENCE, BASELINE = "torch-fp32", "torch-bf16"  # answers compared with; speed ratios against
 QUESTIONS = (
@@ -88,13 +92,18 @@ def build_items(data: Path, split: str | None, limit: int, pipeline_name: str) -
 
 
 def convert_once(writer: dict[str, Any], variants: list[str]) -> None:
-    """The CTranslate2 folders the rows need, converted now if they are not cached yet."""
-    from qfsum.writers.ct2_convert import converted_model
-
+    """The CTranslate2 and ONNX Runtime GenAI folders the rows need, converted now if they are not cached yet."""
     for name in variants:
         runtime, dtype = VARIANTS[name]
         if runtime == "ctranslate2":
-            converted_model(writer["model"], dtype)
+            from qfsum.writers.ct2_convert import converted_model as ct2_converted
+
+            ct2_converted(writer["model"], dtype)
+        elif runtime == "onnxruntime-genai":
+            from qfsum.writers.ortgenai_convert import converted_model as ortgenai_converted
+            from qfsum.writers.ortgenai_runtime import precision_of
+
+            ortgenai_converted(writer["model"], precision_of(dtype))
 
 
 # -- one row (a fresh process) --------------------------------------------------------------------------
@@ -104,11 +113,12 @@ def measure_row(job: dict[str, Any]) -> dict[str, Any]:
     """Answers, timings and peak RSS of one runtime on the items; agreement with the reference if given."""
     import torch
 
+    from qfsum.bench.agreement import token_agreement
     from qfsum.bench.writers import greedy_timed
     from qfsum.document import Evidence, Segment
     from qfsum.text import complete_sentences
     from qfsum.writers import WriterConfig, build_writer
-    from qfsum.writers.ct2_runtime import Ct2Stats
+    from qfsum.writers.fast_runtime import DecodeStats
 
     runtime, dtype = VARIANTS[job["variant"]]
     writer = build_writer(WriterConfig(**{**job["writer"], "runtime": runtime, "dtype": dtype}))
@@ -124,7 +134,7 @@ def measure_row(job: dict[str, Any]) -> dict[str, Any]:
         if runtime == "torch":
             new, prefill, rest = greedy_timed(writer.model, ids, max_new, eos, processors)
             return new, prefill, rest, 0  # without its end-of-sequence token, as the answers are compared
-        stats = Ct2Stats()
+        stats = DecodeStats()
         started = time.perf_counter()
         new = writer.model.generate(ids, max_new, processors, writer.config.no_repeat_ngram_size, stats=stats)
         total = time.perf_counter() - started
@@ -136,7 +146,7 @@ def measure_row(job: dict[str, Any]) -> dict[str, Any]:
         new, seconds_prefill, seconds_rest, resumed = decode(ids)
         answers.append([t for t in new if t not in eos])
         prefill, rest, restarts = prefill + seconds_prefill, rest + seconds_rest, restarts + resumed
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; before agreement's passes
+    peak_rss_mb = _peak_rss_mb()  # before agreement's passes
     n = len(prompts)
     prompt_tokens, new_tokens = sum(map(len, prompts)), sum(map(len, answers))
     row = {
@@ -151,32 +161,20 @@ def measure_row(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("reference"):
         reference = json.loads(Path(job["reference"]).read_text())["answers"]
         row["identical"] = sum(a == r for a, r in zip(answers, reference, strict=True)) / n
-        row["token_agreement"] = _agreement(writer, runtime, prompts, reference)
+        row["token_agreement"] = token_agreement(writer, prompts, reference)
     return row
 
 
-def _agreement(writer: Any, runtime: str, prompts: list[list[int]], reference: list[list[int]]) -> float:
-    """Teacher forcing: the share of reference tokens this row's writer chooses next (its processors
-    applied) when given the prompt and the reference answer before that token."""
-    import torch
-
-    hits = total = 0
-    for ids, answer in zip(prompts, reference, strict=True):
-        if not answer:
-            continue
-        sequence = ids + answer
-        with torch.inference_mode():
-            logits = (writer.model.logits(sequence) if runtime == "ctranslate2"
-                      else writer.model(torch.tensor([sequence])).logits[0].float())
-        processors = writer._processors(len(ids))
-        for t, token in enumerate(answer):
-            scores = logits[len(ids) + t - 1].reshape(1, -1).clone()
-            context = torch.tensor([sequence[: len(ids) + t]])
-            for processor in processors:
-                scores = processor(context, scores)
-            hits += int(scores.argmax(-1)) == token
-            total += 1
-    return hits / total if total else 1.0
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss across
+    fork and exec, so a row would report the parent's peak (which converts models) when it is larger."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _child(job_file: str) -> int:

@@ -21,7 +21,9 @@ WRITER_FACTORIES: dict[str, str] = {
     "locost": "qfsum.writers.locost_writer:LocostWriter",  # reads the whole document (64K tokens); scorer lead
 }
 WRITER_KINDS = tuple(WRITER_FACTORIES)
-RUNTIMES = ("torch", "ctranslate2")  # what runs a generative writer's model (ctranslate2: pip install 'qfsum[fast]')
+RUNTIMES = ("torch", "ctranslate2", "onnxruntime-genai")  # what runs a generative writer's model (the last two: pip install 'qfsum[fast]')
+# the dtypes each fast CPU runtime takes (auto: its default, int8 for CTranslate2, int4 for ONNX Runtime GenAI)
+RUNTIME_DTYPES = {"ctranslate2": ("auto", "int8", "float32"), "onnxruntime-genai": ("auto", "int4", "float32")}
 # English text is about 1.3 tokens a word for these tokenizers; a little room, as the answer is then
 # cut back to its last whole sentence
 TOKENS_PER_WORD = 1.5
@@ -58,7 +60,7 @@ class WriterConfig:
     grounded_numbers: bool = False  # model writers: write a number only if the evidence states it (writers.grounded)
     grounded_names: bool = False  # model writers: capitalise a word inside a sentence only if the evidence does
     evidence_bias: float = 0.0  # model writers: added to the logits of the evidence's tokens (> 0 favours copying its words)
-    runtime: str = "torch"  # generative causal LMs: torch | ctranslate2 (greedy on CPU, same processors; dtype auto = int8 weights, or float32; writers.ct2_runtime)
+    runtime: str = "torch"  # generative causal LMs: torch | ctranslate2 | onnxruntime-genai (greedy on CPU, same processors; dtype auto = int8 / int4 weights, or float32; writers.ct2_runtime, writers.ortgenai_runtime)
 
     def __post_init__(self) -> None:
         if self.kind not in WRITER_KINDS:
@@ -81,8 +83,9 @@ class WriterConfig:
             raise QfsumError("the extractive writer's length is summary_words, not input_tokens")
         if self.runtime not in RUNTIMES:
             raise QfsumError(f"unknown writer runtime '{self.runtime}' (choose from {', '.join(RUNTIMES)})")
-        if self.runtime == "ctranslate2" and (self.kind != "generative" or self.dtype not in ("auto", "int8", "float32")):
-            raise QfsumError("the ctranslate2 runtime runs the generative writer with dtype auto (int8), int8 or float32")
+        if self.runtime in RUNTIME_DTYPES and (self.kind != "generative" or self.dtype not in RUNTIME_DTYPES[self.runtime]):
+            auto, weights, _ = RUNTIME_DTYPES[self.runtime]
+            raise QfsumError(f"the {self.runtime} runtime runs the generative writer with dtype auto ({weights}), {weights} or float32")
 
     def new_tokens(self) -> int:
         """The model writers' limit on answer tokens: from `summary_words` when set, else `max_new_tokens`."""

@@ -30,12 +30,14 @@ class GenerativeWriter:
 
     def __init__(self, config: WriterConfig) -> None:
         self.config = config
-        if config.runtime == "ctranslate2":  # a CTranslate2 copy of the model decodes; no torch weights
-            from .ct2_runtime import load_for_writer
-
-            self.model, self.tokenizer = load_for_writer(config)
-        else:
+        if config.runtime == "torch":
             self.model, self.tokenizer = load_generator(config.model, config.dtype)
+        else:  # a converted copy of the model decodes (writers.fast_runtime); no torch weights
+            if config.runtime == "ctranslate2":
+                from .ct2_runtime import load_for_writer
+            else:
+                from .ortgenai_runtime import load_for_writer
+            self.model, self.tokenizer = load_for_writer(config)
         self.is_seq2seq = bool(self.model.config.is_encoder_decoder)
         self.budget = config.input_tokens or 1024
         self.counter = TokenizerCounter(self.tokenizer)
@@ -88,8 +90,8 @@ class GenerativeWriter:
         return BatchStreamer.for_positions(self.tokenizer, positions, on_text, self.model.generation_config.eos_token_id)
 
     def _generate(self, batch: list[list[int]], max_new_tokens: int, streamer: BatchStreamer | None = None) -> list[str]:
-        if self.config.runtime == "ctranslate2":
-            return self._generate_ct2(batch, max_new_tokens, streamer)
+        if self.config.runtime != "torch":
+            return self._generate_converted(batch, max_new_tokens, streamer)
         if self.config.decoding == "lookahead" and not self.is_seq2seq:
             return self._generate_lookahead(batch, max_new_tokens, streamer)
         from transformers import LogitsProcessorList
@@ -133,8 +135,10 @@ class GenerativeWriter:
             streamer.end()
         return [complete_sentences(t.strip()) for t in self.tokenizer.batch_decode(outputs, skip_special_tokens=True)]
 
-    def _generate_ct2(self, batch: list[list[int]], max_new_tokens: int, streamer: BatchStreamer | None = None) -> list[str]:
-        """Greedy answers on CTranslate2 (`writers.ct2_runtime`), one prompt at a time, the same processors applied."""
+    def _generate_converted(self, batch: list[list[int]], max_new_tokens: int,
+                            streamer: BatchStreamer | None = None) -> list[str]:
+        """Greedy answers on a fast CPU runtime (`writers.ct2_runtime`, `writers.ortgenai_runtime`), one
+        prompt at a time, the same processors applied."""
         outputs = [self.model.generate(ids, max_new_tokens, self._processors(len(ids)), self.config.no_repeat_ngram_size,
                                        on_tokens=functools.partial(streamer.push, row) if streamer is not None else None)
                    for row, ids in enumerate(batch)]
