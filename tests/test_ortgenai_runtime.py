@@ -58,6 +58,12 @@ def test_missing_package_is_one_line_naming_the_extra(monkeypatch, tmp_path):
     assert_missing_package_is_one_line(monkeypatch, "onnxruntime_genai", lambda: writer(tmp_path, RUNTIME))
 
 
+def test_missing_builder_dependency_is_one_line_naming_the_extra(monkeypatch, tmp_path, llama):
+    """onnx and onnx-ir are the model builder's alone: missing, the first conversion stops with one line."""
+    assert_missing_package_is_one_line(monkeypatch, "onnxruntime_genai.models.builder",
+                                       lambda: writer(small_llama(tmp_path / "model", 8), RUNTIME))
+
+
 def test_telemetry_is_off_before_the_package_loads(monkeypatch):
     """onnxruntime and onnxruntime-genai report usage to Microsoft unless this is set before they start."""
     from qfsum.writers.ortgenai_convert import require_ortgenai
@@ -173,6 +179,13 @@ def test_seq2seq_models_and_other_decodings_are_refused(tiny_seq2seq_dir, llama)
         writer(llama, RUNTIME, decoding="lookahead")
     with pytest.raises(QfsumError, match="decodes greedily"):
         writer(llama, RUNTIME, num_beams=2)
+
+
+def test_a_head_size_the_cpu_kernel_cannot_run_is_one_line(tiny_causal_dir, llama):
+    """The conftest's tiny Llama has heads of 8; the CPU attention kernel needs multiples of 16."""
+    with pytest.raises(QfsumError, match="cannot run the model") as caught:
+        writer(tiny_causal_dir, RUNTIME).write_batch(QUERIES[:1], RANKED[:1])
+    assert "\n" not in str(caught.value)
 
 
 # -- the shipped writer ---------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from types import ModuleType
 from .. import quiet
 from ..assets import cache_dir
 from ..errors import QfsumError
-from .conversion import cached_conversion, check_record, merged_checkpoint, require
+from .conversion import PIP_EXTRA, cached_conversion, check_record, merged_checkpoint, require
 
 RUNTIME = "onnxruntime-genai"
 # onnxruntime and onnxruntime-genai send usage events to Microsoft by default (outside CI): onnxruntime
@@ -69,15 +69,14 @@ def check_converted(folder: Path) -> dict:
 def _convert(name: str, precision: str, out: Path) -> None:
     """Build into `out`: the merged model saved in float32 to a scratch folder, then the model builder
     (its Python entry points, as its command line calls them) on that folder, for the CPU."""
-    with merged_checkpoint(name, RUNTIME, out.parent) as merged, \
+    with _builder_quiet() as builder, merged_checkpoint(name, RUNTIME, out.parent) as merged, \
             tempfile.TemporaryDirectory(dir=out.parent, prefix=".builder-cache-") as builder_cache:
         args = (None, str(merged.folder), str(out), precision, "cpu", builder_cache)
-        with _builder_quiet() as builder:
-            try:
-                options = builder.parse_extra_options(*args, ["hf_token=false"])  # a local folder: no hub login
-                builder.create_model(*args, **options)
-            except Exception as err:  # noqa: BLE001 - any failure inside the builder means it cannot build this model
-                raise QfsumError(f"{RUNTIME} cannot convert '{name}': {_first_line(err)}") from None
+        try:
+            options = builder.parse_extra_options(*args, ["hf_token=false"])  # a local folder: no hub login
+            builder.create_model(*args, **options)
+        except Exception as err:  # noqa: BLE001 - any failure inside the builder means it cannot build this model
+            raise QfsumError(f"{RUNTIME} cannot convert '{name}': {_first_line(err)}") from None
     merged.save_hf_files(out)
     record = {"model": name, "precision": precision,
               **{key: (out / file).stat().st_size for file, key in SIZES.items() if (out / file).is_file()}}
@@ -86,17 +85,21 @@ def _convert(name: str, precision: str, out: Path) -> None:
 
 @contextlib.contextmanager
 def _builder_quiet() -> Iterator[ModuleType]:
-    """The builder module, imported and run without its prints and progress bars (unless verbose), and
-    with the root logger as it was: onnxruntime's quantizer calls logging.basicConfig(level=INFO) when
-    it is imported, which would print every later INFO line of every library."""
+    """The builder module (first: a missing package fails before the model is merged), imported and run
+    without its prints and progress bars (unless verbose), and with the root logger as it was:
+    onnxruntime's quantizer calls logging.basicConfig(level=INFO) when it is imported, which would print
+    every later INFO line of every library."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     sink = io.StringIO()
     output = contextlib.nullcontext() if quiet.is_verbose() else _redirected(sink)
     try:
         with output, quiet.loading():
-            from onnxruntime_genai.models import builder
-
+            try:
+                from onnxruntime_genai.models import builder
+            except ImportError as err:  # onnx or onnx-ir, which only the builder needs
+                raise QfsumError(f"the {RUNTIME} model builder needs the {err.name or 'onnx'} package: "
+                                 f"{PIP_EXTRA}") from None
             yield builder
     finally:
         root.handlers[:], root.level = handlers, level
