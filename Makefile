@@ -49,10 +49,12 @@ test-latest:
 	$(call run_pytest,.venv-latest/bin)
 
 # Refresh requirements.lock to the newest versions pyproject.toml allows (pip-tools' pip-compile).
+# `make lock UPGRADE=` keeps every existing pin and only adds what a new dependency needs.
+UPGRADE ?= --upgrade
 lock:
 	$(PYTHON) -m venv .venv-tools
 	.venv-tools/bin/python -m pip install --quiet $(PIP_TOOLS)
-	.venv-tools/bin/pip-compile --quiet --upgrade --allow-unsafe --strip-extras --all-build-deps \
+	.venv-tools/bin/pip-compile --quiet $(UPGRADE) --allow-unsafe --strip-extras --all-build-deps \
 	  --extra test --extra batch --extra bench --extra fast --no-emit-find-links --no-emit-index-url \
 	  --output-file $(LOCK) pyproject.toml
 
