@@ -84,7 +84,7 @@ class WriterConfig:
         if self.runtime not in RUNTIMES:
             raise QfsumError(f"unknown writer runtime '{self.runtime}' (choose from {', '.join(RUNTIMES)})")
         if self.runtime in RUNTIME_DTYPES and (self.kind != "generative" or self.dtype not in RUNTIME_DTYPES[self.runtime]):
-            auto, weights, _ = RUNTIME_DTYPES[self.runtime]
+            _, weights, _ = RUNTIME_DTYPES[self.runtime]
             raise QfsumError(f"the {self.runtime} runtime runs the generative writer with dtype auto ({weights}), {weights} or float32")
 
     def new_tokens(self) -> int:
