@@ -9,6 +9,7 @@ from qfsum.document import Evidence, Segment
 from qfsum.grounding import numbers
 from qfsum.writers import WriterConfig, build_writer
 from qfsum.writers.grounded import GroundedNames, GroundedNumbers, allowed_numbers, normalise
+from qfsum.writers.prompt import evidence_in_prompt, prompt_ids
 
 QUERIES = ["What was cut?", "By how much?", "Why?", "When?", "Who paid?", "What next?", "How many?", "Where?"]
 EVIDENCE = [
@@ -45,7 +46,7 @@ def write(model_dir, grounded: bool, decoding: str = "greedy", num_beams: int = 
 
 
 def stated() -> list[set[str]]:
-    return [set(numbers(" ".join(e) + " " + q)) for q in QUERIES for e in EVIDENCE]
+    return [set(numbers(" ".join(e))) for _ in QUERIES for e in EVIDENCE]  # the evidence only, not the question
 
 
 def invented(texts: list[str]) -> list[set[str]]:
@@ -174,6 +175,29 @@ def test_a_point_after_a_stated_whole_number_ends_the_sentence(smollm2_tokenizer
 ])
 def test_names_table(smollm2_tokenizer, answer, tokens):
     assert allowed(smollm2_tokenizer, GroundedNames, answer, list(tokens)) == tokens
+
+
+@pytest.mark.parametrize("seq2seq", [False, True])
+def test_the_evidence_in_a_prompt_leaves_out_the_question(smollm2_tokenizer, seq2seq):
+    evidence = "Anna said the overrun is 120,000.\nQuestion: none here"
+    ids = prompt_ids(smollm2_tokenizer, "What did they say about COVID-19?", evidence, seq2seq=seq2seq)
+    assert evidence_in_prompt(smollm2_tokenizer.decode(ids, skip_special_tokens=True)).strip() == evidence
+    assert evidence_in_prompt("bare evidence, no template") == "bare evidence, no template"
+
+
+def test_a_number_or_name_only_the_question_states_is_not_evidence(smollm2_tokenizer):
+    # the writer once wrote "COVID-19" from the question, against excerpts that never say it
+    tokenizer = smollm2_tokenizer
+    prompt = prompt_ids(tokenizer, "How did the COVID-19 rules change in Wales?", "Anna said the 12 towns agreed.")
+
+    def free(answer: str, processor, token: str) -> bool:
+        written = tokenizer.encode(answer, add_special_tokens=False)
+        scores = processor(tokenizer, len(prompt))(torch.tensor([prompt + written]), torch.zeros(1, len(tokenizer)))
+        (token_id,) = tokenizer.encode(token, add_special_tokens=False)
+        return bool(scores[0, token_id] > float("-inf"))
+
+    assert free("They said 1", GroundedNumbers, "2") and not free("They said 1", GroundedNumbers, "9")
+    assert free("It was", GroundedNames, " Anna") and not free("It was", GroundedNames, " Wales")
 
 
 def test_number_words_and_fraction_characters_need_the_evidence_too(tiny_causal_dir):

@@ -267,8 +267,53 @@ def test_token_level_distillation_run(tiny_bytes_dir, task_files, tmp_path):
     options = DistillOptions(teacher=str(tiny_bytes_dir), mode="both", max_new_tokens=6)
     run = train_distill(_config(tiny_bytes_dir, train, val, out, max_steps=2, eval_steps=2), options, progress=False)
     assert run["status"] == "done" and run["data"]["mode"] == "both"
-    cached = read_task_file(out / "teacher.jsonl")  # sequence level: the teacher's answers became the targets
-    assert [e.id for e in cached] == [e.id for e in TRAIN if cached] and all(e.target for e in cached)
+    cached = [json.loads(line) for line in (out / "teacher.jsonl").read_text().splitlines()]
+    assert [c["id"] for c in cached] == [e.id for e in TRAIN]  # one line per answer, in order
+    assert run["data"]["teacher_answers"] + run["data"]["dropped_empty"] == len(TRAIN)
+
+
+def test_teacher_answers_resume_from_their_cache_answer_by_answer(tiny_bytes_dir, tmp_path):
+    from qfsum.training.writer.teacher import AnswerCache, answer_key, teacher_answers
+
+    cache = tmp_path / "kept" / "teacher.jsonl"
+    first = teacher_answers(str(tiny_bytes_dir), TRAIN[:3], cache, 512, 6, progress=False)
+    assert first.written == 3 and len(cache.read_text().splitlines()) == 3
+    with cache.open("a") as handle:  # a run stopped while writing its fourth line
+        handle.write('{"key": "' + answer_key(str(tiny_bytes_dir), 6, TRAIN[3])[:5])
+    second = teacher_answers(str(tiny_bytes_dir), TRAIN, cache, 512, 6, progress=False)
+    assert second.written == 3  # the three cached answers are reused, the torn one is written again
+    assert set(AnswerCache(cache).answers) == {answer_key(str(tiny_bytes_dir), 6, e) for e in TRAIN}
+    changed = [TaskExample(e.id, e.query, e.passage + " New evidence.", e.target) for e in TRAIN[:2]]
+    assert teacher_answers(str(tiny_bytes_dir), changed, cache, 512, 6, progress=False).written == 2
+    assert teacher_answers(str(tiny_bytes_dir), TRAIN, cache, 512, 8, progress=False).written == len(TRAIN)
+
+
+def test_teacher_answers_less_faithful_than_the_bar_are_left_out(tmp_path):
+    from qfsum.training.writer.teacher import AnswerCache, answer_key, teacher_answers
+
+    cache = AnswerCache(tmp_path / "teacher.jsonl")
+    written = {"t0": "Item 0 costs 0 euros.", "t1": "Item 1 costs 999 euros in Paris.", "t2": "  "}
+    for example in TRAIN[:3]:  # answers already cached: no teacher is loaded ("nobody" is no model)
+        cache.add(answer_key("nobody", 6, example), example.id, written[example.id])
+    answered = teacher_answers("nobody", TRAIN[:3], cache.path, 512, 6, min_faithfulness=0.9, progress=False)
+    assert [e.target for e in answered.examples] == ["Item 0 costs 0 euros."]
+    assert (answered.written, answered.empty, answered.unfaithful) == (0, 1, 1)
+    assert len(teacher_answers("nobody", TRAIN[:3], cache.path, 512, 6, progress=False).examples) == 2
+
+
+def test_teacher_only_writes_the_answers_and_trains_nothing(capsys, tiny_bytes_dir, task_files, tmp_path):
+    from conftest import cli
+
+    train, _ = task_files
+    args = ["train", "distill", "--teacher", tiny_bytes_dir, "--student", tiny_bytes_dir, "--data", train,
+            "--val-split", "none", "--out", tmp_path / "d", "--teacher-max-new-tokens", "4", "--teacher-only",
+            "--no-progress"]
+    code, out, err = cli(capsys, *args)
+    assert code == 0, err
+    assert f"teacher: {len(TRAIN)} answers written now, {len(TRAIN)} in all" in out
+    assert not (tmp_path / "d" / "adapter_model.safetensors").exists()
+    code, out, err = cli(capsys, *args)
+    assert code == 0 and f"teacher: 0 answers written now, {len(TRAIN)} in all" in out
 
 
 def test_token_level_distillation_refuses_other_tokenizers(tiny_bytes_dir, tiny_causal_dir, task_files, tmp_path):

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..grounding import NUMBER_WORDS, PRONOUN_ONE, numbers as stated_numbers
+from .prompt import evidence_in_prompt
 
 _MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
                 "november", "december")  # a stated date "date:03-14" is the 14th of _MONTH_NAMES[2]
@@ -165,8 +166,9 @@ class _Grounded:
     """Reads, for each row, the answer written so far and the evidence it must keep to.
 
     Causal LMs: `prompt_length` is where the answer starts in each row (left padding included) and the
-    prompt is the evidence. Seq2seq LMs: the rows are the decoder's ids (`prompt_length` 0, or 1 to skip
-    the start token) and `sources[i]` is the evidence of input i, shared by its `num_beams` beams.
+    prompt holds the evidence. Seq2seq LMs: the rows are the decoder's ids (`prompt_length` 0, or 1 to skip
+    the start token) and `sources[i]` is input i (its evidence), shared by its `num_beams` beams. Of a prompt
+    or input our template built, only the evidence counts, not the question (`prompt.evidence_in_prompt`).
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, prompt_length: int,
@@ -174,7 +176,7 @@ class _Grounded:
         self.tokenizer = tokenizer
         self.prompt_length = prompt_length
         self.vocabulary = _vocabulary(tokenizer)
-        self._given = [Source.of(s) for s in sources] if sources is not None else None
+        self._given = [Source.of(evidence_in_prompt(s)) for s in sources] if sources is not None else None
         self.num_beams = max(num_beams, 1)
         self._sources: dict[tuple[int, ...], Source] = {}
         self._cached: dict[tuple[int, str], torch.Tensor] = {}  # per source: what the vocabulary may do
@@ -201,7 +203,7 @@ class _Grounded:
             return self._given[row // self.num_beams]
         key = tuple(ids[: self.prompt_length])
         if key not in self._sources:
-            self._sources[key] = Source.of(self.tokenizer.decode(key, skip_special_tokens=True))
+            self._sources[key] = Source.of(evidence_in_prompt(self.tokenizer.decode(key, skip_special_tokens=True)))
         return self._sources[key]
 
     def _banned(self, answer: str, source: Source, vocab: int) -> torch.Tensor:

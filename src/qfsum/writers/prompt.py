@@ -34,6 +34,27 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, query: str, evidence: str, se
     return tokenizer(f"{SYSTEM_PROMPT}\n\n{user}\nAnswer:")["input_ids"]
 
 
+def evidence_in_prompt(text: str) -> str:
+    """The evidence inside the decoded text of a prompt `prompt_ids` built: what grounded decoding lets the
+    writer draw on. The question is left out: a number or name the user wrote is no evidence for it
+    ("...during COVID-19?" asked of excerpts that never say it). A text no template of ours built (tests
+    often pass bare evidence) is returned whole.
+
+    The question follows the evidence, so the last question marker ends it; a question holding that
+    marker itself ("\n\nQuestion: ") would leave its start inside the evidence.
+    """
+    head, rest = USER_TEMPLATE.split("{evidence}")
+    tail = rest.split("{query}")[0]
+    start, end = text.find(head), text.rfind(tail)
+    if 0 <= start and start + len(head) <= end:
+        return text[start + len(head): end]
+    question, rest = SEQ2SEQ_TEMPLATE.split("{query}")
+    context = rest.split("{evidence}")[0]
+    if text.startswith(question) and context in text:
+        return text.split(context, 1)[1]
+    return text
+
+
 def fitted_prompt_ids(tokenizer: PreTrainedTokenizerBase, query: str, passage: str, max_tokens: int = 1024) -> list[int]:
     """A causal LM's prompt for (query, passage), the passage cut at its end so the prompt fits `max_tokens`."""
     ids = prompt_ids(tokenizer, query, passage)

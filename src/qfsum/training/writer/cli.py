@@ -58,6 +58,15 @@ def add_distill_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=2.0, help="softening of both distributions (token level)")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the KL term against the label loss")
     p.add_argument("--teacher-max-new-tokens", type=int, default=120, help="length of the teacher's answers")
+    p.add_argument("--teacher-cache", default=None,
+                   help="JSONL file of the teacher's answers, appended to as each is written and reused by any run "
+                        "(default OUT/teacher.jsonl); keep it to resume across sessions")
+    p.add_argument("--min-faithfulness", type=float, default=0.0,
+                   help="leave out teacher answers less faithful to their passage (0-1: mean of supported-sentence "
+                        "share and number and name precision; default 0, keep all)")
+    p.add_argument("--with-references", action="store_true", help="train on the references too, beside the teacher's answers")
+    p.add_argument("--teacher-only", action="store_true",
+                   help="only write the teacher's answers (resumable, with progress and ETA); train nothing")
     p.set_defaults(func=distill)
 
 
@@ -97,6 +106,10 @@ def _config(args: argparse.Namespace) -> Any:
 def _report(run: dict[str, Any], out: str) -> None:
     from ..common.runs import took
 
+    if run.get("kind") == "teacher":
+        print(f"teacher: {run['written']} answers written now, {run['examples']} in all, in {run['cache']}; "
+              f"{run['kept']} kept ({run['dropped_empty']} empty, {run['dropped_unfaithful']} under the faithfulness bar)")
+        return
     if run.get("reported"):
         print(f"{out}: this run is already trained; showing its results (remove the folder to retrain)")
     print(f"{run['kind']}: {run['step']} steps on {run['data']['rows']} rows in {took(run['seconds'])}")
@@ -127,7 +140,9 @@ def distill(args: argparse.Namespace) -> None:
     from .distill import DistillOptions, train_distill
 
     options = DistillOptions(teacher=args.teacher, mode=args.mode, temperature=args.temperature, alpha=args.alpha,
-                             max_new_tokens=args.teacher_max_new_tokens)
+                             max_new_tokens=args.teacher_max_new_tokens, cache=args.teacher_cache,
+                             min_faithfulness=args.min_faithfulness, with_references=args.with_references,
+                             teacher_only=args.teacher_only)
     _run(train_distill, args, options)
 
 

@@ -1,8 +1,10 @@
 """Distillation of a teacher into the real-time writer.
 
-- sequence level: the teacher (a causal LM, or a whole qfsum pipeline) answers every training
-  (query, passage) pair, labelled or not; its answers are cached in `teacher.jsonl` (a task
-  file, reused by reruns) and the student is fine-tuned on them as in SFT;
+- sequence level: the teacher (a causal LM, or a qfsum pipeline's writer) answers every training
+  (query, passage) pair, labelled or not, with grounded decoding; its answers are cached one by one
+  (`teacher.AnswerCache`: `teacher.jsonl` in the run folder, or a file kept across sessions), filtered
+  by their faithfulness to the passage, and the student is fine-tuned on them as in SFT, with the
+  references as further rows if asked (`with_references`);
 - token level (teacher and student share a tokenizer): the loss mixes the label cross-entropy with
   the KL divergence between the teacher's and the student's next-token distributions on the
   answer tokens, both softened by a temperature T (Hinton et al., 2015):
@@ -13,35 +15,25 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ...errors import QfsumError
 from .sft import (
     Job,
     TrainConfig,
-    generate_answers,
     load_trainable,
     resume_point,
     run_training,
     sft_loss,
     task_splits,
 )
-from .taskdata import (
-    IGNORE,
-    TaskExample,
-    collate,
-    encode,
-    read_task_file,
-    write_task_file,
-)
+from .taskdata import IGNORE, collate, encode
+from .teacher import is_pipeline, teacher_answers
 
 TEACHER_FILE = "teacher.jsonl"
 MODES = ("sequence", "token", "both")
@@ -56,6 +48,10 @@ class DistillOptions:
     temperature: float = 2.0
     alpha: float = 0.5  # weight of the KL term (token level)
     max_new_tokens: int = 120  # teacher answers (sequence level)
+    cache: str | None = None  # the teacher's answers (None: OUT/teacher.jsonl)
+    min_faithfulness: float = 0.0  # teacher answers less faithful to their passage are not trained on
+    with_references: bool = False  # train on the references too (one more row per labelled example)
+    teacher_only: bool = False  # write the teacher's answers, then stop (no student is loaded)
 
 
 def kl_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -87,72 +83,40 @@ def token_loss(student: Any, teacher: Any, batch: list[dict[str, list[int]]], pa
     return (1 - options.alpha) * out.loss + options.alpha * kl
 
 
-# -- teacher answers ----------------------------------------------------------------------------------
-
-
-def _is_pipeline(name: str) -> bool:
-    from ...pipeline import CONFIG_FILE, packaged_pipelines
-
-    return name in packaged_pipelines() or (Path(name) / CONFIG_FILE).is_file()
-
-
-def teacher_answers(teacher: str, examples: Sequence[TaskExample], max_prompt: int, max_new_tokens: int,
-                    progress: bool = True) -> list[str]:
-    """The teacher's answer to each (query, passage): a pipeline reads the passage as the document."""
-    if _is_pipeline(teacher):
-        from ...pipeline import Pipeline
-
-        pipeline = Pipeline.load(teacher)
-        return [pipeline.summarize(e.passage, e.query).text
-                for e in tqdm(examples, desc="teacher", unit="ex", disable=not progress)]
-    from ...assets import load_generator
-
-    model, tokenizer = load_generator(teacher)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return generate_answers(model, tokenizer, list(examples), max_prompt, max_new_tokens, progress=progress)
-
-
-def teacher_examples(out: Path, options: DistillOptions, examples: Sequence[TaskExample], max_prompt: int,
-                     progress: bool = True) -> list[TaskExample]:
-    """The examples with the teacher's answers as targets, cached in `out/teacher.jsonl`."""
-    path, meta = out / TEACHER_FILE, out / f"{TEACHER_FILE}.meta.json"
-    identity = {"teacher": options.teacher, "max_new_tokens": options.max_new_tokens, "ids": [e.id for e in examples]}
-    if path.exists() and meta.exists() and json.loads(meta.read_text()) == identity:
-        return read_task_file(path)
-    answers = teacher_answers(options.teacher, examples, max_prompt, options.max_new_tokens, progress)
-    labelled = [TaskExample(e.id, e.query, e.passage, a) for e, a in zip(examples, answers, strict=True) if a.strip()]
-    if not labelled:
-        raise QfsumError(f"the teacher '{options.teacher}' wrote no answers")
-    out.mkdir(parents=True, exist_ok=True)
-    write_task_file(path, labelled)
-    meta.write_text(json.dumps(identity) + "\n")
-    return labelled
-
-
 def train_distill(config: TrainConfig, options: DistillOptions, progress: bool = True, command: str | None = None) -> dict[str, Any]:
-    """Distil `options.teacher` into `config.base` (the student); resumable like SFT."""
+    """Distil `options.teacher` into `config.base` (the student); resumable like SFT, the teacher's answers
+    too (answer by answer). With `teacher_only`, stops once the teacher has answered every example."""
     if options.mode not in MODES:
         raise QfsumError(f"unknown distillation mode '{options.mode}' (choose from {', '.join(MODES)})")
     if options.temperature <= 0 or not 0 <= options.alpha <= 1:
         raise QfsumError("distillation needs temperature > 0 and 0 <= alpha <= 1")
+    if not 0 <= options.min_faithfulness <= 1:
+        raise QfsumError(f"--min-faithfulness must be in [0, 1], got {options.min_faithfulness}")
+    if options.teacher_only:
+        return _teacher_only(config, options, progress)
     previous, checkpoint = resume_point(config)
     if previous is not None and previous.get("status") == "done":
         return {**previous, "reported": True}
     model, tokenizer = load_trainable(config, checkpoint)
     train, val = task_splits(config, tokenizer, progress)
+    notes: dict[str, Any] = {"teacher": options.teacher, "mode": options.mode}
     if options.mode != "token":
-        train = teacher_examples(Path(config.out), options, train, config.max_prompt, progress)
+        references = [e for e in train if e.target] if options.with_references else []
+        answered = teacher_answers(options.teacher, train, _cache_path(config, options), config.max_prompt,
+                                   options.max_new_tokens, options.min_faithfulness, progress)
+        notes.update(teacher_answers=len(answered.examples), dropped_empty=answered.empty,
+                     dropped_unfaithful=answered.unfaithful, min_faithfulness=options.min_faithfulness,
+                     reference_rows=len(references))
+        train = answered.examples + references
     train = [e for e in train if e.target]
     if not train:
         raise QfsumError("no training examples with a target (token level needs references)")
     rows = [encode(tokenizer, e, config.max_prompt, config.max_target) for e in train]
     pad = tokenizer.pad_token_id
-    notes = {"teacher": options.teacher, "mode": options.mode}
     if options.mode == "sequence":
         loss = lambda m, b: sft_loss(m, b, pad)  # noqa: E731
     else:
-        if _is_pipeline(options.teacher):
+        if is_pipeline(options.teacher):
             raise QfsumError("token-level distillation needs a model as teacher, not a pipeline")
         from ...assets import load_generator, load_tokenizer
 
@@ -163,3 +127,22 @@ def train_distill(config: TrainConfig, options: DistillOptions, progress: bool =
         loss = lambda m, b: token_loss(m, teacher, b, pad, options)  # noqa: E731
     job = Job("distill", rows, loss, val, notes)
     return run_training(config, job, model, tokenizer, progress, command)
+
+
+def _cache_path(config: TrainConfig, options: DistillOptions) -> Path:
+    return Path(options.cache) if options.cache else Path(config.out) / TEACHER_FILE
+
+
+def _teacher_only(config: TrainConfig, options: DistillOptions, progress: bool) -> dict[str, Any]:
+    """Write (or finish writing) the teacher's answers to the training examples; no student is trained."""
+    from ...assets import load_tokenizer
+
+    if options.mode == "token":
+        raise QfsumError("--teacher-only writes the teacher's answers: it needs --mode sequence or both")
+    tokenizer = load_tokenizer(config.base)  # the student's: its passage budget
+    train, _ = task_splits(replace(config, val_split=None), tokenizer, progress)
+    answered = teacher_answers(options.teacher, train, _cache_path(config, options), config.max_prompt,
+                               options.max_new_tokens, options.min_faithfulness, progress)
+    return {"kind": "teacher", "examples": len(train), "written": answered.written, "kept": len(answered.examples),
+            "dropped_empty": answered.empty, "dropped_unfaithful": answered.unfaithful,
+            "cache": str(_cache_path(config, options))}
