@@ -1,7 +1,8 @@
 """The ONNX Runtime GenAI runtime of the generative writer: torch's greedy answers, grounded decoding
-kept, the conversion cached on disk. Tiny random Llamas built in-process (two heads of 16: the CPU
-build's attention needs a head size that is a multiple of 16); no downloaded weights (but the slow
-test at the end, on the shipped writer). The suite's time is short: every test here is small."""
+kept, a batch decoded together as each prompt alone, the conversion cached on disk. Tiny random
+Llamas built in-process (two heads of 16: the CPU build's attention needs a head size that is a
+multiple of 16); no downloaded weights (but the slow test at the end, on the shipped writer). The
+suite's time is short: every test here is small."""
 
 from __future__ import annotations
 
@@ -119,6 +120,85 @@ def test_fp32_writer_equals_the_torch_writer_streamed_too(llama, knobs):
         return [d.text for d in drafts], pieces
 
     assert answers(RUNTIME) == answers("torch")
+
+
+# -- a batch decodes together, each row as it would alone ----------------------------------------------------
+
+
+class EndAfter:
+    """Forces the end-of-sequence token once the answer has `n` tokens: a row that ends before the others."""
+
+    def __init__(self, n: int, prompt_length: int, eos: int) -> None:
+        self.n, self.prompt_length, self.eos = n, prompt_length, eos
+
+    def __call__(self, ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if ids.shape[1] - self.prompt_length < self.n:
+            return scores
+        forced = torch.full_like(scores, -torch.inf)
+        forced[:, self.eos] = 0.0
+        return forced
+
+
+def batch_and_alone(model, prompts: list[list[int]], processors, max_new_tokens: int = 20):
+    """(answers decoded together, tokens streamed per row, answers decoded one prompt at a time); fresh
+    processors (`processors(row)`) for each decode."""
+    from qfsum.writers.fast_runtime import DecodeStats
+
+    streamed: dict[int, list[int]] = {row: [] for row in range(len(prompts))}
+    stats = DecodeStats()
+    together = model.generate_batch(prompts, max_new_tokens, [processors(row) for row in range(len(prompts))],
+                                    lambda row, tokens: streamed[row].extend(tokens), stats)
+    alone = [model.generate(prompt, max_new_tokens, processors(row)) for row, prompt in enumerate(prompts)]
+    assert stats.tokens == sum(map(len, together))
+    return together, [streamed[row] for row in range(len(prompts))], alone
+
+
+def test_a_batch_decodes_as_each_prompt_alone_grounded_with_a_row_ending_early(llama):
+    """fp32, prompts of different lengths (the writer's, and a one-token one), grounded decoding on (it
+    bans invented numbers in rows 1 and 2 here), row 0 forced to end after 3 tokens: token for token what
+    each prompt gets alone, streamed as chosen."""
+    knobs = {"grounded_numbers": True, "grounded_names": True, "evidence_bias": 1.0}
+    grounded = writer(llama, RUNTIME, **knobs)
+    model, eos = grounded.model, grounded.model.eos[0]
+    prompts = [grounded.prompt(q, r)[0] for q, r in zip(ALL_QUERIES[:3], ALL_RANKED[:3])] + [[model.tokenizer.cls_token_id]]
+    assert len(set(map(len, prompts))) == len(prompts)
+
+    def processors(row: int, base=grounded) -> list:
+        ends = [EndAfter(3, len(prompts[row]), eos)] if row == 0 else []
+        return base._processors(len(prompts[row])) + ends
+
+    together, streamed, alone = batch_and_alone(model, prompts, processors)
+    assert together == alone == streamed
+    assert together[0][-1] == eos and len(together[0]) == 4
+    assert all(len(answer) > 4 for answer in together[1:])  # the others went on
+    free = writer(llama, RUNTIME, **{**knobs, "grounded_numbers": False, "grounded_names": False})
+    ungrounded = model.generate_batch(prompts, 20, [processors(row, free) for row in range(len(prompts))])
+    assert together != ungrounded, "grounded decoding must change an answer, or this test proves less"
+
+
+def test_a_prompt_ending_in_the_pad_token_decodes_alone(llama):
+    """In a batch onnxruntime-genai reads trailing pad tokens as padding: such a prompt gets a generator
+    of its own, so it is still answered as it would be alone."""
+    from qfsum.writers.ortgenai_runtime import load_ortgenai
+
+    model = load_ortgenai(str(llama), "fp32")
+    ids = model.tokenizer("the budget was cut by 120,000 euros")["input_ids"]
+    prompts = [ids, ids[:4] + [model.pad_token_id], ids[:6]]
+    assert model._groups(prompts) == [[0, 2], [1]]
+    together, streamed, alone = batch_and_alone(model, prompts, lambda row: [])
+    assert together == alone == streamed
+
+
+def test_writer_answers_do_not_depend_on_the_batch_size(llama):
+    knobs = {"grounded_numbers": True, "no_repeat_ngram_size": 2, "repetition_penalty": 1.3}
+
+    def answers(batch_size: int) -> tuple[list[str], dict[int, str]]:
+        pieces: dict[int, str] = {}
+        drafts = writer(llama, RUNTIME, batch_size=batch_size, **knobs).write_batch(
+            QUERIES, RANKED, on_text=lambda i, text: pieces.__setitem__(i, pieces.get(i, "") + text))
+        return [d.text for d in drafts], pieces
+
+    assert answers(8) == answers(1)
 
 
 # -- grounded decoding holds ---------------------------------------------------------------------------------

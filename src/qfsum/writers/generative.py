@@ -137,11 +137,17 @@ class GenerativeWriter:
 
     def _generate_converted(self, batch: list[list[int]], max_new_tokens: int,
                             streamer: BatchStreamer | None = None) -> list[str]:
-        """Greedy answers on a fast CPU runtime (`writers.ct2_runtime`, `writers.ortgenai_runtime`), one
-        prompt at a time, the same processors applied."""
-        outputs = [self.model.generate(ids, max_new_tokens, self._processors(len(ids)), self.config.no_repeat_ngram_size,
-                                       on_tokens=functools.partial(streamer.push, row) if streamer is not None else None)
-                   for row, ids in enumerate(batch)]
+        """Greedy answers on a fast CPU runtime (`writers.ct2_runtime`, `writers.ortgenai_runtime`), the
+        same processors applied, each row's for its own prompt: ONNX Runtime GenAI decodes the batch
+        together, CTranslate2 one prompt at a time."""
+        processors = [self._processors(len(ids)) for ids in batch]
+        on_tokens = streamer.push if streamer is not None else None
+        if self.config.runtime == "onnxruntime-genai":  # its generator takes the whole batch
+            outputs = self.model.generate_batch(batch, max_new_tokens, processors, on_tokens)
+        else:
+            outputs = [self.model.generate(ids, max_new_tokens, row_processors, self.config.no_repeat_ngram_size,
+                                           on_tokens=functools.partial(on_tokens, row) if on_tokens is not None else None)
+                       for row, (ids, row_processors) in enumerate(zip(batch, processors))]
         if streamer is not None:
             streamer.end()
         return [complete_sentences(t.strip()) for t in self.tokenizer.batch_decode(outputs, skip_special_tokens=True)]
