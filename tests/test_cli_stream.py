@@ -147,6 +147,35 @@ def test_status_line_only_on_a_terminal():
     assert pipe.getvalue() == ""
 
 
+def test_status_line_shows_the_answer_being_written_within_the_terminal_width(monkeypatch):
+    """On a terminal the draft streams into the status line, its end only, never wider than the terminal."""
+    import os
+
+    from qfsum.cli.summarize import answers
+
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *a, **k: os.terminal_size((48, 20)))
+
+    class Writing:  # what answers() needs of a pipeline: a batch size, and summarize_many with on_text
+        config = type("C", (), {"writer": type("W", (), {"batch_size": 4})()})()
+
+        def summarize_many(self, document, queries, on_text=None):
+            for i, _ in enumerate(queries):
+                for piece in ("The overrun was ", "120,000; they will ", "apply to the heritage\nfund."):
+                    if on_text:
+                        on_text(i, piece)
+            return [f"answer to {q}" for q in queries]
+
+    terminal = _Terminal()
+    got = list(answers(Writing(), "doc", ["q1", "q2"], StatusLine(terminal)))
+    assert got == ["answer to q1", "answer to q2"]
+    lines = [line.removeprefix("\x1b[K") for line in terminal.getvalue().split("\r") if line]
+    assert all(len(line) <= 47 for line in lines)  # one column spare: no wrap, so the line can be erased
+    assert any(line.startswith("qfsum: answering 2 of 2: ") and line.endswith("heritage fund.") for line in lines)
+    assert "qfsum: answering 1 of 2: The overrun was" in lines
+    piped = io.StringIO()  # not a terminal: no callback, nothing written
+    assert list(answers(Writing(), "doc", ["q1"], StatusLine(piped))) == ["answer to q1"] and piped.getvalue() == ""
+
+
 # -- noise control --------------------------------------------------------------------------------------
 
 

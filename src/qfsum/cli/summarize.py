@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from ..errors import QfsumError
@@ -74,10 +75,16 @@ class StatusLine:
             self.enabled = False
         self._shown = False
 
-    def show(self, text: str) -> None:
-        """Replace the line with `text`."""
+    def show(self, text: str, tail: str = "") -> None:
+        """Replace the line with `text`, then as much of the end of `tail` (the answer being written,
+        on one line) as fits the terminal's width: a wrapped line could not be erased."""
         if self.enabled:
-            self.stream.write(f"\r\x1b[Kqfsum: {text}")
+            line = f"qfsum: {text}"
+            flat = " ".join(tail.split())
+            room = shutil.get_terminal_size().columns - 1 - len(line)
+            if flat and room > 8:
+                line += flat if len(flat) <= room else "..." + flat[-(room - 3):]
+            self.stream.write(f"\r\x1b[K{line}")
             self.stream.flush()
             self._shown = True
 
@@ -100,15 +107,30 @@ def query_groups(n: int, batch_size: int) -> list[range]:
 
 def answers(pipeline: Any, document: Any, queries: list[str], status: StatusLine | None = None) -> Iterator[Any]:
     """Each query's summary as soon as its group is answered, in query order (the document is
-    segmented and encoded once: the pipeline caches it)."""
+    segmented and encoded once: the pipeline caches it). On a terminal the status line shows the
+    answer being written as a model writer decodes it (the draft; the printed answer is the grounded one)."""
     for group in query_groups(len(queries), getattr(pipeline.config.writer, "batch_size", 1)):
+        options: dict[str, Any] = {}
         if status:
             shown = f"{group.start + 1}" if len(group) == 1 else f"{group.start + 1}-{group.stop}"
             status.show(f"answering {shown} of {len(queries)}...")
-        summaries = pipeline.summarize_many(document, [queries[i] for i in group])
+            if status.enabled:
+                options["on_text"] = _live_draft(status, group, len(queries))
+        summaries = pipeline.summarize_many(document, [queries[i] for i in group], **options)
         if status:
             status.clear()
         yield from summaries
+
+
+def _live_draft(status: StatusLine, group: range, total: int) -> Callable[[int, str], None]:
+    """An `on_text` callback that shows the end of the draft that just grew, as `answering K of N: ...`."""
+    drafts: dict[int, str] = {}
+
+    def on_text(i: int, text: str) -> None:
+        drafts[i] = drafts.get(i, "") + text
+        status.show(f"answering {group.start + i + 1} of {total}: ", drafts[i])
+
+    return on_text
 
 
 def print_summary(summary: Any) -> None:

@@ -99,12 +99,13 @@ def teacher_writer(teacher: str, max_prompt: int, max_new_tokens: int) -> Any:
     return build_writer(config)
 
 
-def answer_one(writer: Any, example: TaskExample) -> str:
-    """The writer's answer to the example's query from its passage alone (one piece of evidence)."""
+def answer_batch(writer: Any, examples: Sequence[TaskExample]) -> list[str]:
+    """The writer's answer to each example's query from its passage alone (one piece of evidence),
+    decoded together as the writer batches them (its runtimes give each the answer it would alone)."""
     from ...document import Evidence, Segment
 
-    evidence = [Evidence(Segment(0, example.passage, 0, len(example.passage)), 1.0)]
-    return writer.write_batch([example.query], [evidence])[0].text
+    evidence = [[Evidence(Segment(0, e.passage, 0, len(e.passage)), 1.0)] for e in examples]
+    return [draft.text for draft in writer.write_batch([e.query for e in examples], evidence)]
 
 
 @dataclass
@@ -128,10 +129,14 @@ def teacher_answers(teacher: str, examples: Sequence[TaskExample], cache_path: s
     missing = [(k, e) for k, e in zip(keys, examples, strict=True) if k not in cache.answers]
     if missing:
         writer = teacher_writer(teacher, max_prompt, max_new_tokens)
-        bar = tqdm(missing, desc=f"teacher ({len(examples) - len(missing)} cached)", unit="answer",
-                   disable=not progress, smoothing=0.1)  # tqdm's rate and ETA cover this run's answers only
-        for key, example in bar:
-            cache.add(key, example.id, answer_one(writer, example))
+        size = max(1, writer.config.batch_size)  # the generative writer's own batch
+        with tqdm(total=len(missing), desc=f"teacher ({len(examples) - len(missing)} cached)", unit="answer",
+                  disable=not progress, smoothing=0.1) as bar:  # tqdm's rate and ETA cover this run's answers only
+            for start in range(0, len(missing), size):  # a kill loses at most the batch being decoded
+                batch = missing[start:start + size]
+                for (key, example), answer in zip(batch, answer_batch(writer, [e for _, e in batch]), strict=True):
+                    cache.add(key, example.id, answer)
+                bar.update(len(batch))
     kept, empty, unfaithful = [], 0, 0
     for key, example in zip(keys, examples, strict=True):
         answer = cache.answers[key].strip()
