@@ -75,6 +75,29 @@ def test_document_source_cuts_to_budget_and_unknown_source_fails(qmsum_root, tok
         build_task_examples(qmsum_root, "val", "bogus", tokenizer)
 
 
+def test_pipeline_task_examples_are_ranked_once_then_read_from_the_cache(qmsum_root, tokenizer, tmp_path, monkeypatch):
+    from qfsum.training.writer import taskdata
+
+    ranked = []
+    real = taskdata._pipeline_passages
+    monkeypatch.setattr(taskdata, "_pipeline_passages", lambda examples, *a: ranked.append(len(examples)) or real(examples, *a))
+    cache = tmp_path / "run"
+
+    def build(**changes):
+        args = dict(split="val", source="pipeline:extractive-bm25", budget=40) | changes
+        return taskdata.cached_task_examples(cache, qmsum_root, args["split"], args["source"], tokenizer, args["budget"])
+
+    first = build()
+    assert ranked == [len(first)] and first[0].passage and len(list(cache.glob("tasks-val-*.jsonl"))) == 1
+    assert build() == first and ranked == [len(first)]  # read back, not ranked again
+    assert build(budget=20) != first and len(ranked) == 2  # another budget: other passages, ranked anew
+    build(split="test")
+    assert len(ranked) == 3
+    assert build() == first and len(ranked) == 3
+    spans = taskdata.cached_task_examples(cache, qmsum_root, "val", "spans")  # cheap sources are not cached
+    assert spans and len(list(cache.glob("tasks-*.jsonl"))) == 3
+
+
 def test_task_file_round_trip(tmp_path):
     path = write_task_file(tmp_path / "t.jsonl", TRAIN)
     assert is_task_file(path) and read_task_file(path) == TRAIN

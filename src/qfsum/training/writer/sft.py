@@ -33,7 +33,7 @@ from ...writers.prompt import fitted_prompt_ids
 from ..common.card import write_model_card
 from ..common.config import RunConfig
 from ..common.runs import machine, previous_run, read_run, write_run
-from .taskdata import TaskExample, build_task_examples, collate, encode
+from .taskdata import TaskExample, cached_task_examples, collate, encode
 
 if TYPE_CHECKING:  # annotations only: transformers loads when a model does
     from transformers import PreTrainedTokenizerBase
@@ -319,12 +319,12 @@ def sft_loss(model: Any, batch: list[dict[str, list[int]]], pad_token_id: int) -
 
 def task_splits(config: TrainConfig, tokenizer: PreTrainedTokenizerBase, progress: bool) -> tuple[list[TaskExample], list[TaskExample]]:
     """Training and validation task examples (validation: only those with a reference)."""
-    train = build_task_examples(config.data, config.split, config.source, tokenizer, config.passage_tokens,
-                                config.limit, progress)
+    train = cached_task_examples(config.out, config.data, config.split, config.source, tokenizer,
+                                 config.passage_tokens, config.limit, progress)
     val: list[TaskExample] = []
     if config.val_split:
-        val = build_task_examples(config.val_data or config.data, config.val_split, config.source, tokenizer,
-                                  config.passage_tokens, None, progress)
+        val = cached_task_examples(config.out, config.val_data or config.data, config.val_split, config.source,
+                                   tokenizer, config.passage_tokens, None, progress)
         val = [e for e in val if e.target][: config.val_limit or None]
         if not val:
             raise QfsumError("no validation examples with a reference answer")

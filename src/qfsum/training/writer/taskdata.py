@@ -18,6 +18,7 @@ a model trained here writes well inside a pipeline.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -113,6 +114,45 @@ def build_task_examples(
     else:
         raise QfsumError(f"unknown task source '{source}' (choose from {', '.join(SOURCES)})")
     return [TaskExample(e.id, e.query, p, e.references[0] if e.references else "") for e, p in zip(examples, passages)]
+
+
+def cached_task_examples(
+    cache_dir: str | Path,
+    data: str | Path,
+    split: str | None,
+    source: str = "spans",
+    tokenizer: PreTrainedTokenizerBase = None,
+    budget: int = 768,
+    limit: int | None = None,
+    progress: bool = False,
+) -> list[TaskExample]:
+    """`build_task_examples`, kept in `cache_dir` as a task file when the source is `pipeline:`: ranking
+    every document of a train split takes minutes, and a run resumed (or the teacher's answers written
+    over several sessions) should not pay it again. The file is named by a hash of what the examples
+    depend on (the data's files, split, the pipeline's config, the tokenizer, budget and limit)."""
+    if not source.startswith("pipeline:") or is_task_file(data):
+        return build_task_examples(data, split, source, tokenizer, budget, limit, progress)
+    from ...pipeline import load_config
+
+    stamp = [str(Path(data).resolve()), _data_stamp(data, split), split, source,
+             load_config(source[len("pipeline:"):]).to_dict(), getattr(tokenizer, "name_or_path", ""), budget, limit]
+    key = hashlib.sha256(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"tasks-{split or 'all'}-{key}.jsonl"
+    if path.is_file():
+        return read_task_file(path)
+    examples = build_task_examples(data, split, source, tokenizer, budget, limit, progress)
+    if examples:
+        write_task_file(path, examples)
+    return examples
+
+
+def _data_stamp(data: str | Path, split: str | None) -> list[tuple[str, int, int]]:
+    """(name, size, mtime) of the data's files: a QMSum split folder's, or the one file."""
+    root = Path(data)
+    if root.is_dir() and split and (root / split).is_dir():
+        root = root / split
+    files = sorted(p for p in root.iterdir() if p.is_file()) if root.is_dir() else [root]
+    return [(p.name, (st := p.stat()).st_size, st.st_mtime_ns) for p in files]
 
 
 # -- task files -------------------------------------------------------------------------------------
