@@ -153,6 +153,8 @@ def allowed(tokenizer, processor, answer: str, tokens: list[str]) -> dict[str, b
     ("A 14", {" March": True, "-": False}),  # the day of a stated date does not stand alone ("14-year plan")
     ("We meet on March 14", {".": True, " and": True}),  # month first: the date is whole
     ("We meet on Mark 14", {".": False}),
+    ("We meet on March ", {"1": True, "2": False}),  # after a month only a stated day of it: 14, not 2.5 or 25
+    ("We meet on March 1", {"4": True, "2": False}),  # "12" starts 120,000 but no date of March
 ])
 def test_numbers_table(smollm2_tokenizer, answer, tokens):
     assert allowed(smollm2_tokenizer, GroundedNumbers, answer, list(tokens)) == tokens
@@ -238,3 +240,22 @@ def test_a_row_with_nothing_left_to_write_ends_instead_of_taking_token_zero(smol
     out = GroundedNumbers(smollm2_tokenizer, len(prompt))(torch.tensor([prompt + written]), scores)
     assert out[0].argmax().item() == smollm2_tokenizer.eos_token_id != 0
     assert torch.isfinite(out[0]).sum().item() == 1
+
+
+def test_after_a_month_a_plain_number_of_the_evidence_is_no_day(smollm2_tokenizer):
+    # the evidence's "July twenty - fifth" once let a writer put "July 20th": its "twenty" is a number,
+    # not a day; a year the evidence states may still follow a month
+    tokenizer = smollm2_tokenizer
+    prompt = tokenizer.encode("The quals are in July twenty - fifth. 20 people came. It launched in March 2021.",
+                              add_special_tokens=False)
+
+    def free(answer: str, token: str) -> bool:
+        written = tokenizer.encode(answer, add_special_tokens=False)
+        scores = GroundedNumbers(tokenizer, len(prompt))(torch.tensor([prompt + written]), torch.zeros(1, len(tokenizer)))
+        (token_id,) = tokenizer.encode(token, add_special_tokens=False)
+        return bool(scores[0, token_id] > float("-inf"))
+
+    assert free("Then 2", "0") and free("Then 20", " people")  # 20 stands as a number
+    assert not free("The quals are in July 20", "th") and not free("The quals are in July 20", ".")
+    assert free("The quals are in July 2", "0") and free("The quals are in July 20", "2")  # only towards 2021
+    assert free("It launched in March 202", "1") and free("It launched in March 2021", ".")

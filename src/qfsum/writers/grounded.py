@@ -13,7 +13,9 @@ every token that would start, continue or close a number phrase that the evidenc
 - a point after a whole number that no number of the evidence continues ends the sentence: no digit may
   follow it, so "2." cannot turn into "2. 1 million" when the writer wanted an unstated "2.5";
 - the day of a stated date is stated only with its month ("14 March", "March 14"), not alone: the
-  evidence's "15 April" does not allow "a 15-year plan".
+  evidence's "15 April" does not allow "a 15-year plan"; and straight after a month only a day the
+  evidence dates in that month, or a year it states, may be written: its "twenty" allows "20 people",
+  not "July 20th".
 
 If a row has nothing left to write (the answer's n-gram ban took the rest), the answer ends there.
 
@@ -78,10 +80,10 @@ def _phrases(text: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def _after_month(text: str, months: frozenset[str]) -> bool:
-    """`text` ends with one of `months`, written out or cut to three letters or more ("Sept.")."""
+def _month_ending(text: str) -> str | None:
+    """The month `text` ends with, written out or cut to three letters or more ("Sept."), or None."""
     word = text.rstrip(". ").rsplit(" ", 1)[-1]
-    return len(word) >= 3 and any(month.startswith(word) for month in months)
+    return next((month for month in _MONTH_NAMES if month.startswith(word)), None) if len(word) >= 3 else None
 
 
 def _value_stated(phrase: str, values: frozenset[str]) -> bool:
@@ -117,6 +119,14 @@ class Source:
     def months_of(self, day: str) -> frozenset[str]:
         """The month names that `day` is the day of, in the dates stated."""
         return frozenset(month for d, month in self.dates if d == day)
+
+    def after_month(self, month: str) -> tuple[frozenset[str], frozenset[str]]:
+        """(values, prefixes) a number written straight after `month` may have: a day the evidence dates
+        in that month, or a year it states ("March 2021"). A plain number of the evidence is no day:
+        its "twenty" does not make "July 20th" a stated date."""
+        allowed = {day for day, m in self.dates if m == month}
+        allowed |= {v for v in self.values if v.isdigit() and len(v) == 4}
+        return frozenset(allowed), frozenset(v[:i] for v in allowed for i in range(1, len(v) + 1))
 
 
 def allowed_numbers(text: str) -> frozenset[str]:
@@ -219,23 +229,22 @@ class GroundedNumbers(_Grounded):
         norm = normalise(tail)
         banned = torch.zeros(vocab, dtype=torch.bool)
         open_phrase = next((p for p in reversed(_phrases(norm)) if p[1] == len(norm)), None)
-        values = source.values
-        if open_phrase:
-            day = open_phrase[2].strip()
-            months = source.months_of(day)
-            if _after_month(norm[: open_phrase[0]], months):  # "March 14" is a whole date: 14 is stated here
-                values = values | {day}
+        values, prefixes = source.values, source.prefixes
+        month = _month_ending(norm[: open_phrase[0]] if open_phrase else norm)
+        if month:  # "March 14" is a date: only a day the evidence dates in March (or a year) may follow
+            values, prefixes = source.after_month(month)
+        months = source.months_of(open_phrase[2].strip()) if open_phrase else frozenset()
         if open_phrase and not _value_stated(open_phrase[2], values):
             banned |= ~v.numeric[:vocab]  # an unfinished number: only number tokens may follow
             if months:  # the day of a stated date: its month may follow ("14" -> "14 March")
                 banned &= ~self._month_led(source, months)[:vocab]
-        if re.search(r"\d\. ?$", norm) and open_phrase and open_phrase[2].rstrip(" ") not in source.prefixes:
+        if re.search(r"\d\. ?$", norm) and open_phrase and open_phrase[2].rstrip(" ") not in prefixes:
             banned |= v.digit_led[:vocab]  # the point ended a sentence: no number straight after it
         if open_phrase:
             for token in torch.nonzero(v.numeric[:vocab] & ~banned).flatten().tolist():
-                banned[token] = not self._fits(normalise(tail + v.texts[token])[open_phrase[0]:], source, values)
+                banned[token] = not self._fits(normalise(tail + v.texts[token])[open_phrase[0]:], prefixes, values)
         else:  # a new phrase: whether a token may start one depends on the token and the character before it
-            banned |= self._start_bans(source, "a" if norm[-1:].isalnum() else " ")[:vocab]
+            banned |= self._start_bans(source, "a" if norm[-1:].isalnum() else " ", month)[:vocab]
         for token, numerals in v.odd_numerals:
             if token < vocab and not all(c in source.text for c in numerals):
                 banned[token] = True
@@ -254,23 +263,25 @@ class GroundedNumbers(_Grounded):
             self._cached[key] = led
         return self._cached[key]
 
-    def _start_bans(self, source: Source, before: str) -> torch.Tensor:
-        key = (id(source), before)
+    def _start_bans(self, source: Source, before: str, month: str | None = None) -> torch.Tensor:
+        """Tokens that may not start a number phrase after `before` (straight after `month`, if given)."""
+        key = (id(source), before, month or "")
         if key not in self._cached:
             v = self.vocabulary
+            prefixes, values = (source.after_month(month)[::-1] if month else (source.prefixes, source.values))
             banned = torch.zeros(len(v.texts), dtype=torch.bool)
             for token in torch.nonzero(v.starts).flatten().tolist():
-                banned[token] = not self._fits(normalise(before + v.texts[token])[len(before):], source, source.values)
+                banned[token] = not self._fits(normalise(before + v.texts[token])[len(before):], prefixes, values)
             self._cached[key] = banned
         return self._cached[key]
 
     @staticmethod
-    def _fits(written: str, source: Source, values: frozenset[str]) -> bool:
-        """Every phrase of `written` (the current phrase on) states one of `values` (the evidence's, and the
-        day of a date whose month was just written); the last may still be growing."""
+    def _fits(written: str, prefixes: frozenset[str], values: frozenset[str]) -> bool:
+        """Every phrase of `written` (the current phrase on) states one of `values`; the last may still be
+        growing along `prefixes` (the evidence's, or after a month its dates' days and its years)."""
         for start, end, phrase in _phrases(written):
             growing = end == len(written)
-            if not (_value_stated(phrase, values) or (growing and phrase in source.prefixes)):
+            if not (_value_stated(phrase, values) or (growing and phrase in prefixes)):
                 return False
         return True
 
