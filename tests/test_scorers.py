@@ -55,6 +55,16 @@ def test_bm25_ranks_the_segment_with_the_query_terms_first():
     assert scores[[0, 1, 3]].tolist() == [0.0, 0.0, 0.0]
 
 
+def test_bm25_reads_a_spelled_out_acronym_as_the_word_a_question_writes():
+    # "U.K." lost both letters to bm25s's two-character words; the AMI transcripts spell "L_C_D_"
+    from qfsum.retrieval.lexical import joined_acronyms
+
+    segments = _segments(["Trade with the U.K. grew last year.", "The L_C_D_ screen costs more.", "Lunch was at noon."])
+    assert rank(BM25Scorer().score("What about the UK?", segments))[0] == 0
+    assert rank(BM25Scorer().score("Why an LCD?", segments))[0] == 1
+    assert joined_acronyms("the U.S.A., e.g. A. Smith, L_C_D_") == "the USA, e.g. A. Smith, LCD"
+
+
 def test_bm25_matches_hand_computed_lucene_values():
     # After stop words and stemming: d0 = budget budget meet (3 tokens), d1 = budget report deadlin (3),
     # d2 = weather forecast sunni warm (4). N = 3, avgdl = 10/3, k1 = 1.5, b = 0.75.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -14,6 +15,16 @@ from ..document import Segment
 from ..cache import CACHE_BYTES, LRUCache, segments_key
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
+
+# A spelled-out acronym, "U.K." or the AMI transcripts' "L_C_D_": bm25s keeps words of two or more
+# characters, so its letters would vanish (or stay one odd token) and never meet a question's "UK" or "LCD".
+_SPELLED_ACRONYM = re.compile(r"\b(?:[A-Z][._]){2,}")
+
+
+def joined_acronyms(text: str) -> str:
+    """`text` with each spelled-out acronym written as one word: "the U.K. and L_C_D_ screens" ->
+    "the UK and LCD screens"."""
+    return _SPELLED_ACRONYM.sub(lambda m: re.sub(r"[._]", "", m.group(0)), text)
 
 
 class LeadScorer:
@@ -45,7 +56,8 @@ class BM25Scorer:
         self._indexes: LRUCache[bm25s.BM25 | None] = LRUCache(cache_size, CACHE_BYTES, _index_nbytes)
 
     def _tokens(self, texts: list[str]) -> list[list[str]]:
-        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False)
+        return bm25s.tokenize([joined_acronyms(t) for t in texts], stopwords="en", stemmer=self._stemmer,
+                              return_ids=False, show_progress=False)
 
     def _index(self, segments: Sequence[Segment]) -> bm25s.BM25 | None:
         corpus = self._tokens([s.text for s in segments])
