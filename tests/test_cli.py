@@ -148,7 +148,7 @@ def test_pipelines_command(capsys):
     code, out, err = cli(capsys, "pipelines")
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()]
-    assert names == ["default", "extractive", "extractive-bm25", "extractive-dense", "extractive-lead"]
+    assert names == ["default", "extractive", "extractive-bm25", "extractive-dense", "extractive-lead", "quality"]
     assert "SmolLM2" in out
 
 

