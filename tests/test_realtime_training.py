@@ -96,6 +96,29 @@ def test_pipeline_task_examples_are_ranked_once_then_read_from_the_cache(qmsum_r
     assert build() == first and len(ranked) == 3
     spans = taskdata.cached_task_examples(cache, qmsum_root, "val", "spans")  # cheap sources are not cached
     assert spans and len(list(cache.glob("tasks-*.jsonl"))) == 3
+    assert taskdata.cached_task_examples(cache, qmsum_root, "val", "pipeline:extractive-bm25", tokenizer, 40, limit=2) \
+        == first[:2] and len(ranked) == 3  # a limited run reads the whole split's file
+
+
+def test_task_file_survives_a_copy_of_the_data_but_not_new_contents(qmsum_root, tokenizer, tmp_path, monkeypatch):
+    import os
+
+    from qfsum.training.writer import taskdata
+
+    ranked = []
+    real = taskdata._pipeline_passages
+    monkeypatch.setattr(taskdata, "_pipeline_passages", lambda examples, *a: ranked.append(len(examples)) or real(examples, *a))
+
+    def build():
+        return taskdata.cached_task_examples(tmp_path / "run", qmsum_root, "val", "pipeline:extractive-bm25", tokenizer, 40)
+
+    first = build()
+    some_file = sorted((Path(qmsum_root) / "val").iterdir())[0]
+    os.utime(some_file, ns=(1, 1))  # same bytes, another time: as after a fresh copy
+    assert build() == first and len(ranked) == 1
+    some_file.write_text(some_file.read_text() + "\n")  # other bytes (the same JSON): ranked anew
+    build()
+    assert len(ranked) == 2
 
 
 def test_task_file_round_trip(tmp_path):

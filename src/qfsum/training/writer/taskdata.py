@@ -129,15 +129,22 @@ def cached_task_examples(
     """`build_task_examples`, kept in `cache_dir` as a task file when the source is `pipeline:`: ranking
     every document of a train split takes minutes, and a run resumed (or the teacher's answers written
     over several sessions) should not pay it again. The file is named by a hash of what the examples
-    depend on (the data's files, split, the pipeline's config, the tokenizer, budget and limit)."""
+    depend on (the data files' contents, split, the pipeline's config, the tokenizer, budget and limit);
+    a limited run reads the first `limit` examples of the whole split's file when there is one."""
     if not source.startswith("pipeline:") or is_task_file(data):
         return build_task_examples(data, split, source, tokenizer, budget, limit, progress)
     from ...pipeline import load_config
 
-    stamp = [str(Path(data).resolve()), _data_stamp(data, split), split, source,
-             load_config(source[len("pipeline:"):]).to_dict(), getattr(tokenizer, "name_or_path", ""), budget, limit]
-    key = hashlib.sha256(json.dumps(stamp, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / f"tasks-{split or 'all'}-{key}.jsonl"
+    stamp = [_data_stamp(data, split), split, source, load_config(source[len("pipeline:"):]).to_dict(),
+             getattr(tokenizer, "name_or_path", ""), budget]
+
+    def task_path(limit: int | None) -> Path:
+        key = hashlib.sha256(json.dumps([*stamp, limit], sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return Path(cache_dir) / f"tasks-{split or 'all'}-{key}.jsonl"
+
+    whole, path = task_path(None), task_path(limit or None)
+    if whole.is_file():  # examples are ranked one by one, so the first N of the whole split are the same
+        return read_task_file(whole)[:limit] if limit else read_task_file(whole)
     if path.is_file():
         return read_task_file(path)
     examples = build_task_examples(data, split, source, tokenizer, budget, limit, progress)
@@ -146,13 +153,14 @@ def cached_task_examples(
     return examples
 
 
-def _data_stamp(data: str | Path, split: str | None) -> list[tuple[str, int, int]]:
-    """(name, size, mtime) of the data's files: a QMSum split folder's, or the one file."""
+def _data_stamp(data: str | Path, split: str | None) -> list[tuple[str, str]]:
+    """(name, sha256) of the data's files, a QMSum split folder's or the one file: contents, not times,
+    since a copy of the same data (a fresh checkout, a re-mounted share) must find its task file."""
     root = Path(data)
     if root.is_dir() and split and (root / split).is_dir():
         root = root / split
     files = sorted(p for p in root.iterdir() if p.is_file()) if root.is_dir() else [root]
-    return [(p.name, (st := p.stat()).st_size, st.st_mtime_ns) for p in files]
+    return [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files]
 
 
 # -- task files -------------------------------------------------------------------------------------
