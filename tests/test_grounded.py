@@ -259,3 +259,6 @@ def test_after_a_month_a_plain_number_of_the_evidence_is_no_day(smollm2_tokenize
     assert not free("The quals are in July 20", "th") and not free("The quals are in July 20", ".")
     assert free("The quals are in July 2", "0") and free("The quals are in July 20", "2")  # only towards 2021
     assert free("It launched in March 202", "1") and free("It launched in March 2021", ".")
+    # the day it does date, in words, may be written in digits after its month; not after another month
+    assert free("The quals are in July 2", "5") and free("The quals are in July 25", "th")
+    assert not free("It launched in March 2", "5")

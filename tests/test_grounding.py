@@ -27,6 +27,11 @@ from qfsum.grounding import cite, names, numbers
         ("on 14 March", ["date:03-14"]),
         ("on the 14th of March", ["date:03-14"]),
         ("by March 14th, 2024", ["date:03-14", "2024"]),
+        ("in July twenty - fifth", ["date:07-25"]),  # an ordinal day in words, spaced as in the transcripts
+        ("on the twenty-first of May, 2024", ["date:05-21", "2024"]),
+        ("March the first", ["date:03-01"]),
+        ("we may first check, then march second", []),  # lower-case "may", "march": verbs, not months
+        ("twenty people in June", ["20"]),
         ("no figures here", []),
     ],
 )

@@ -32,10 +32,16 @@ _SCALES = {"hundred": 100, "thousand": 10**3, "million": 10**6, "billion": 10**9
 _MONTHS = {m[:3]: i + 1 for i, m in enumerate(  # by their first three letters
     "january february march april may june july august september october november december".split())}
 _MONTH = r"(?P<{}>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-_DAY = r"(?P<{}>[0-3]?\d)(?:st|nd|rd|th)?"
-# "14 March", "14th of March", "March 14th": the groups of the second form carry a 2
+_ORDINALS = {w: i + 1 for i, w in enumerate(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+    "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth".split())} | {"thirtieth": 30}
+# a day in digits ("14", "14th") or in words ("fifth", "twenty-fifth", the transcripts' "twenty - fifth")
+_DAY = (r"(?:(?P<{0}>[0-3]?\d)(?:st|nd|rd|th)?"
+        rf"|(?P<{{0}}_words>(?:(?:twenty|thirty)\s*-?\s*)?(?:{'|'.join(sorted(_ORDINALS, key=len, reverse=True))})))")
+# "14 March", "14th of March", "the fifth of March", "March 14th", "March the fifth": the groups of the
+# second form carry a 2
 _DATE = re.compile(rf"\b(?:{_DAY.format('day')}(?:\s+of)?\s+{_MONTH.format('month')}"
-                   rf"|{_MONTH.format('month2')}\s+{_DAY.format('day2')})\b", re.I)
+                   rf"|{_MONTH.format('month2')}\s+(?:the\s+)?{_DAY.format('day2')})\b", re.I)
 _NUMERAL = re.compile(
     r"(?<![\w.,])(?P<value>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
     r"(?P<percent>\s?%|\s+per\s?cent\b)?"
@@ -90,13 +96,24 @@ def _worded_value(words: str) -> float | None:
     return total + current if seen else None
 
 
+def _ordinal_value(words: str) -> int:
+    """'fifth' -> 5, 'twenty-fifth' and 'twenty - fifth' -> 25 (the words match `_DAY`'s ordinal form)."""
+    *tens, last = re.split(r"[\s-]+", words.lower())
+    return sum(_TENS[t] for t in tens) + _ORDINALS[last]
+
+
 def numbers(text: str) -> list[str]:
     """Every number `text` states, canonical: '1300000', '2.5%', 'date:03-14' (in order, with repeats)."""
     found: list[tuple[int, str]] = []
     taken: list[tuple[int, int]] = []
     for match in _DATE.finditer(text):
-        day = int(match.group("day") or match.group("day2"))
-        month = _MONTHS[(match.group("month") or match.group("month2")).lower()[:3]]
+        month_word = match.group("month") or match.group("month2")
+        digits = match.group("day") or match.group("day2")
+        words = match.group("day_words") or match.group("day2_words")
+        if words and month_word.islower():  # "we may first check", "march second": a verb, not a month
+            continue
+        day = int(digits) if digits else _ordinal_value(words)
+        month = _MONTHS[month_word.lower()[:3]]
         if 1 <= day <= 31:
             found.append((match.start(), f"date:{month:02d}-{day:02d}"))
             taken.append(match.span())
