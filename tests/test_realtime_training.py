@@ -168,6 +168,28 @@ def test_sft_loss_is_the_cross_entropy_of_answer_tokens_only(tiny_bytes_dir, tok
     assert loss.item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-4)
 
 
+def test_sft_loss_computes_logits_from_the_first_answer_token_only_with_the_same_gradients(tiny_bytes_dir, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    from qfsum.training.writer.sft import sft_loss
+    from qfsum.training.writer.taskdata import collate
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_bytes_dir)
+    rows = [encode(tokenizer, e, 512, 32) for e in TRAIN[:3]]
+    widths = []
+    hook = model.lm_head.register_forward_hook(lambda module, args, out: widths.append(out.shape[1]))
+    loss = sft_loss(model, rows, tokenizer.pad_token_id)
+    hook.remove()
+    labels = collate(rows, tokenizer.pad_token_id)["labels"]
+    first = int((labels != IGNORE).any(0).nonzero()[0])
+    assert widths == [labels.shape[1] - first + 1] and widths[0] < labels.shape[1]  # not the prompt's logits
+    grads = torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
+    full = model(**collate(rows, tokenizer.pad_token_id)).loss  # the library's loss over every position
+    expected = torch.autograd.grad(full, [p for p in model.parameters() if p.requires_grad])
+    assert loss.item() == pytest.approx(full.item(), rel=1e-5)
+    assert all(torch.allclose(g, e, atol=1e-6, rtol=1e-4) for g, e in zip(grads, expected, strict=True))
+
+
 # -- SFT runs, LoRA adapters --------------------------------------------------------------------------
 
 

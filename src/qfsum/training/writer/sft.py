@@ -33,7 +33,7 @@ from ...writers.prompt import fitted_prompt_ids
 from ..common.card import write_model_card
 from ..common.config import RunConfig
 from ..common.runs import machine, previous_run, read_run, write_run
-from .taskdata import TaskExample, cached_task_examples, collate, encode
+from .taskdata import IGNORE, TaskExample, cached_task_examples, collate, encode
 
 if TYPE_CHECKING:  # annotations only: transformers loads when a model does
     from transformers import PreTrainedTokenizerBase
@@ -312,9 +312,21 @@ def resume_point(config: TrainConfig) -> tuple[dict[str, Any] | None, Path | Non
 
 
 def sft_loss(model: Any, batch: list[dict[str, list[int]]], pad_token_id: int) -> torch.Tensor:
-    """Mean cross-entropy of the answer tokens (labels of prompt and padding are IGNORE)."""
+    """Mean cross-entropy of the answer tokens (labels of prompt and padding are IGNORE).
+
+    Only the positions from the batch's first answer token on get logits (`logits_to_keep`): the prompt
+    is most of a row, and its (rows x tokens x vocabulary) logits were most of a step's memory."""
     tensors = {k: v.to(model.device) for k, v in collate(batch, pad_token_id).items()}
-    return model(**tensors).loss
+    labels = tensors.pop("labels")
+    answered = (labels != IGNORE).any(0).nonzero()
+    first = max(1, int(answered[0]) if len(answered) else labels.shape[1] - 1)  # first column holding an answer token
+    try:
+        logits = model(**tensors, logits_to_keep=labels.shape[1] - first + 1).logits
+    except TypeError:  # a model whose forward takes no logits_to_keep: every position's logits
+        logits = model(**tensors).logits[:, first - 1:]
+    # the logits at position p predict token p + 1: positions first-1 .. T-2 predict the labels first .. T-1
+    return torch.nn.functional.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, first:].flatten(),
+                                             ignore_index=IGNORE)
 
 
 def task_splits(config: TrainConfig, tokenizer: PreTrainedTokenizerBase, progress: bool) -> tuple[list[TaskExample], list[TaskExample]]:
