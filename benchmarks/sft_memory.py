@@ -1,4 +1,4 @@
-"""Memory and time of one SFT step of the writer: logits for every position against answer positions only.
+"""Memory and time of one SFT step of the writer: logits for every position, answer positions only, checkpointed.
 
     python benchmarks/sft_memory.py --data runs/distill-qwen15/tasks-train-a454a6f027a6b32a.jsonl --threads 2
 
@@ -6,8 +6,9 @@ Each variant runs in its own process (so its peak RSS is its own): SmolLM2-135M 
 adapters (r 16), bf16 autocast as `--dtype auto` trains, `--steps` forward and backward passes on the
 first `--batch-size` rows of a task file, prompts cut to `--max-prompt` tokens as `qfsum train` cuts them.
 `full` is the library's loss over every position (`model(**batch).loss`, what `sft_loss` did before
-2026-12-07); `answer` is today's `sft_loss`. Prints a table: peak RSS, seconds a step, the loss, and the
-ratios answer / full. Nothing else should run meanwhile.
+2026-12-07); `answer` is today's `sft_loss`; `checkpointed` is `answer` with `--gradient-checkpointing`
+(activations recomputed in the backward pass). Prints a table: peak RSS, seconds a step, the loss, and
+the ratios of each to `full`. Nothing else should run meanwhile.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("full", "answer")
+VARIANTS = ("full", "answer", "checkpointed")
 
 
 def one_variant(args: argparse.Namespace) -> dict[str, float]:
@@ -32,7 +33,7 @@ def one_variant(args: argparse.Namespace) -> dict[str, float]:
     from qfsum.training.writer.taskdata import build_task_examples, collate, encode
 
     config = TrainConfig(base="smollm2", data=args.data, out="/dev/null", max_prompt=args.max_prompt,
-                         max_target=args.max_target)
+                         max_target=args.max_target, gradient_checkpointing=args.variant == "checkpointed")
     model, tokenizer = load_trainable(config)
     examples = build_task_examples(args.data, None, limit=args.batch_size)
     rows = [encode(tokenizer, e, args.max_prompt, args.max_target) for e in examples]
@@ -81,9 +82,11 @@ def main() -> None:
     print("| loss over | peak RSS MB | s a step (forward + backward) | loss |\n| --- | ---: | ---: | ---: |")
     for variant, r in results.items():
         print(f"| {variant} | {r['peak_rss_mb']:.0f} | {r['s_per_step']:.2f} | {r['loss']:.4f} |")
-    full, answer = results["full"], results["answer"]
-    print(f"answer / full: memory {answer['peak_rss_mb'] / full['peak_rss_mb']:.2f}x, "
-          f"time {answer['s_per_step'] / full['s_per_step']:.2f}x")
+    full = results["full"]
+    for variant in VARIANTS[1:]:
+        r = results[variant]
+        print(f"{variant} / full: memory {r['peak_rss_mb'] / full['peak_rss_mb']:.2f}x, "
+              f"time {r['s_per_step'] / full['s_per_step']:.2f}x")
 
 
 if __name__ == "__main__":

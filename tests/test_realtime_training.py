@@ -190,6 +190,61 @@ def test_sft_loss_computes_logits_from_the_first_answer_token_only_with_the_same
     assert all(torch.allclose(g, e, atol=1e-6, rtol=1e-4) for g, e in zip(grads, expected, strict=True))
 
 
+def test_sft_loss_of_a_model_without_logits_to_keep_is_the_same(tiny_bytes_dir, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    from qfsum.training.writer.sft import sft_loss
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_bytes_dir)
+
+    class Plain(torch.nn.Module):  # an older architecture: forward(input_ids, attention_mask) only
+        device = model.device
+
+        def forward(self, input_ids, attention_mask):
+            return model(input_ids=input_ids, attention_mask=attention_mask)
+
+    rows = [encode(tokenizer, e, 512, 32) for e in TRAIN[:3]]
+    assert sft_loss(Plain(), rows, tokenizer.pad_token_id).item() == pytest.approx(
+        sft_loss(model, rows, tokenizer.pad_token_id).item(), rel=1e-5)
+
+
+def test_sft_loss_does_not_hide_a_type_error_raised_inside_the_model(tiny_bytes_dir, tokenizer, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from qfsum.training.writer.sft import sft_loss
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_bytes_dir)
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug inside a layer")
+
+    monkeypatch.setattr(model.model.layers[0], "forward", broken)
+    with pytest.raises(TypeError, match="a bug inside a layer"):
+        sft_loss(model, [encode(tokenizer, TRAIN[0], 512, 32)], tokenizer.pad_token_id)
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients_and_the_same_run(tiny_bytes_dir, task_files, tmp_path,
+                                                                                   tokenizer):
+    from qfsum.training.writer.sft import load_trainable, sft_loss
+
+    train, val = task_files
+    rows = [encode(tokenizer, e, 512, 32) for e in TRAIN[:3]]
+    results = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)  # the same fresh LoRA weights (and dropout masks) both times
+        config = _config(tiny_bytes_dir, train, val, tmp_path / "out", gradient_checkpointing=checkpointing)
+        model, _ = load_trainable(config)
+        assert model.get_base_model().is_activation_checkpointing == checkpointing
+        torch.manual_seed(1)
+        loss = sft_loss(model, rows, tokenizer.pad_token_id)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        results.append((loss, torch.autograd.grad(loss, trainable), config.identity()))
+    (loss, grads, identity), (loss_ckpt, grads_ckpt, identity_ckpt) = results
+    assert loss.item() == pytest.approx(loss_ckpt.item(), rel=1e-6)
+    assert all(torch.allclose(g, c, atol=1e-7, rtol=1e-5) for g, c in zip(grads, grads_ckpt, strict=True))
+    assert identity == identity_ckpt  # a rerun with or without it resumes the same run
+
+
 # -- SFT runs, LoRA adapters --------------------------------------------------------------------------
 
 

@@ -40,6 +40,8 @@ def _common(p: argparse.ArgumentParser, base_flag: str, base_help: str, base_def
     p.add_argument("--val-max-new-tokens", type=int, default=120, help="answer length in validation")
     p.add_argument("--dtype", default="float32", choices=("float32", "auto"), help="auto: bf16 autocast where native")
     p.add_argument("--seed", type=int, default=0, help="random seed: initialisation, data order, sampling")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in the backward pass: much less memory, about a third more time")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -99,7 +101,7 @@ def _config(args: argparse.Namespace) -> Any:
         lora=not args.full, lora_r=args.lora_r, lora_alpha=args.lora_alpha, epochs=args.epochs, max_steps=args.max_steps,
         batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, eval_steps=args.eval_steps,
         save_steps=args.save_steps, val_limit=args.val_limit or None, val_max_new_tokens=args.val_max_new_tokens,
-        dtype=args.dtype, seed=args.seed,
+        dtype=args.dtype, seed=args.seed, gradient_checkpointing=args.gradient_checkpointing,
     )
 
 

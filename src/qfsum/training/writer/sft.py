@@ -15,6 +15,7 @@ sequences per example, and distillation a teacher's logits; the three share this
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import time
@@ -45,7 +46,10 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 @dataclass
 class TrainConfig(RunConfig):
-    """One training run of the real-time writer; every field but `out` identifies the run."""
+    """One training run of the real-time writer; every field but `out` and `gradient_checkpointing`
+    identifies the run (checkpointing changes memory and time, not the arithmetic)."""
+
+    NOT_IDENTITY = ("out", "gradient_checkpointing")
 
     base: str  # packaged name, directory or hub id of the starting model (or a LoRA adapter directory)
     data: str  # QMSum folder, JSONL data set or task file
@@ -75,6 +79,7 @@ class TrainConfig(RunConfig):
     val_batch_size: int = 8
     dtype: str = "float32"  # float32, or auto: bf16 autocast where the hardware has it
     seed: int = 0
+    gradient_checkpointing: bool = False  # recompute each layer's activations in the backward pass: less memory, more time
 
     def __post_init__(self) -> None:
         self.require_counts("batch_size", "log_steps", "eval_steps", "save_steps", "max_prompt", "max_target", "lora_r",
@@ -99,6 +104,8 @@ def load_trainable(config: TrainConfig, resume_from: Path | None = None) -> tupl
     from ...assets import load_generator_uncached, require_safetensors
 
     model, tokenizer = load_generator_uncached(config.base, "float32")
+    if config.gradient_checkpointing:  # non-reentrant: LoRA needs no gradient on the frozen inputs
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if resume_from is not None:
@@ -320,13 +327,19 @@ def sft_loss(model: Any, batch: list[dict[str, list[int]]], pad_token_id: int) -
     labels = tensors.pop("labels")
     answered = (labels != IGNORE).any(0).nonzero()
     first = max(1, int(answered[0]) if len(answered) else labels.shape[1] - 1)  # first column holding an answer token
-    try:
+    if _takes_logits_to_keep(model):
         logits = model(**tensors, logits_to_keep=labels.shape[1] - first + 1).logits
-    except TypeError:  # a model whose forward takes no logits_to_keep: every position's logits
+    else:  # every position's logits
         logits = model(**tensors).logits[:, first - 1:]
     # the logits at position p predict token p + 1: positions first-1 .. T-2 predict the labels first .. T-1
     return torch.nn.functional.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, first:].flatten(),
                                              ignore_index=IGNORE)
+
+
+def _takes_logits_to_keep(model: Any) -> bool:
+    """Whether the (LoRA-wrapped or bare) model's forward names a `logits_to_keep` parameter."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
 def task_splits(config: TrainConfig, tokenizer: PreTrainedTokenizerBase, progress: bool) -> tuple[list[TaskExample], list[TaskExample]]:
