@@ -101,6 +101,18 @@ def test_streamed_text_is_the_torch_writers(tiny_causal_dir):
     assert streamed("ctranslate2") == streamed("torch")
 
 
+@needs_ct2
+def test_an_answer_no_longer_wanted_is_not_started(tiny_causal_dir):
+    """CTranslate2 decodes a batch one prompt at a time: an answer nobody waits for is skipped."""
+    fast = writer(tiny_causal_dir, "ctranslate2")
+    everything = [d.text for d in fast.write_batch(ALL_QUERIES[:3], ALL_RANKED[:3])]
+    asked = []
+    partial = [d.text for d in fast.write_batch(ALL_QUERIES[:3], ALL_RANKED[:3],
+                                                wanted=lambda i: asked.append(i) or i != 1)]
+    assert partial == [everything[0], "", everything[2]] and everything[1]
+    assert set(asked) == {0, 1, 2}
+
+
 # -- grounded decoding holds ---------------------------------------------------------------------------------
 
 

@@ -176,6 +176,23 @@ def test_a_batch_decodes_as_each_prompt_alone_grounded_with_a_row_ending_early(l
     assert together != ungrounded, "grounded decoding must change an answer, or this test proves less"
 
 
+def test_a_row_no_longer_wanted_ends_and_the_others_decode_as_alone(llama):
+    """Row 1 stops being wanted once it has 3 tokens (a client gone mid-batch): it ends at the next step,
+    the other rows are token for token what they get alone; a batch nobody wants ends at once."""
+    grounded = writer(llama, RUNTIME, grounded_numbers=True)
+    model = grounded.model
+    prompts = [grounded.prompt(q, r)[0] for q, r in zip(ALL_QUERIES[:3], ALL_RANKED[:3])]
+    streamed: dict[int, list[int]] = {row: [] for row in range(3)}
+    together = model.generate_batch(prompts, 20, [grounded._processors(len(p)) for p in prompts],
+                                    lambda row, tokens: streamed[row].extend(tokens),
+                                    wanted=lambda row: row != 1 or len(streamed[1]) < 3)
+    alone = [model.generate(p, 20, grounded._processors(len(p))) for p in prompts]
+    assert together[0] == alone[0] and together[2] == alone[2] and len(alone[1]) > 4
+    assert together[1] == alone[1][:3]
+    nobody = model.generate_batch(prompts, 20, [grounded._processors(len(p)) for p in prompts], wanted=lambda row: False)
+    assert [len(answer) for answer in nobody] == [1, 1, 1]
+
+
 def test_a_prompt_ending_in_the_pad_token_decodes_alone(llama):
     """In a batch onnxruntime-genai reads trailing pad tokens as padding: such a prompt gets a generator
     of its own, so it is still answered as it would be alone."""

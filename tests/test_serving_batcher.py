@@ -454,3 +454,53 @@ def test_naive_runner_streams_one_call_per_request_each_failure_in_its_place():
     assert run.batches[0] == ["a", "bug", "b"]  # one call; then each alone, to find the culprit
     assert [i for i, _ in outcomes] == [0, 1, 2]
     assert isinstance(outcomes[1][1], PipelineFailed) and outcomes[2][1].summary.text == "B"
+
+
+class WatchingRun:
+    """A run_batch that takes `wanted` as `Pipeline.summarize_batch` does: it waits for `gate`, then
+    records which of its pairs are still wanted (what a writer asks between decoding steps)."""
+
+    def __init__(self) -> None:
+        self.gate, self.entered = threading.Event(), threading.Event()
+        self.seen: list[list[bool]] = []
+
+    def __call__(self, pairs, wanted=None) -> list[Summary]:
+        self.entered.set()
+        self.gate.wait(timeout=60)
+        self.seen.append([wanted(i) for i in range(len(pairs))] if wanted is not None else [])
+        return [Summary(q, q.upper(), [], {"total_ms": 1.0}) for _, q in pairs]
+
+
+def test_a_pair_whose_client_leaves_mid_batch_is_no_longer_wanted_by_the_running_batch():
+    """The writer of a running batch learns which answers nobody waits for any more (it stops decoding
+    them), and the others are still wanted and answered."""
+
+    async def main():
+        run = WatchingRun()
+        batcher = MicroBatcher(run, max_wait_s=0.0, max_batch_size=4)
+        await batcher.start()
+        futures = batcher.enqueue([(DOC, "gone"), (DOC, "kept"), (DOC, "late")], LONG)
+        await _until(run.entered.is_set)  # the three pairs are one running batch
+        futures[0].cancel()  # the client left
+        futures[2].set_exception(DeadlineExceeded("timed out"))  # what the deadline does to a pair
+        run.gate.set()
+        kept = await futures[1]
+        await batcher.stop()
+        return run, kept
+
+    run, kept = asyncio.run(main())
+    assert run.seen == [[False, True, False]]
+    assert kept.summary.text == "KEPT"
+
+
+def test_a_plain_run_batch_without_wanted_still_serves():
+    async def main():
+        run = GatedRun()
+        run.gate.set()
+        batcher = MicroBatcher(run, max_wait_s=0.0)
+        await batcher.start()
+        results = await batcher.submit([(DOC, "a"), (DOC, "b")], LONG)
+        await batcher.stop()
+        return results
+
+    assert [r.summary.text for r in asyncio.run(main())] == ["A", "B"]

@@ -15,6 +15,7 @@ from .errors import QfsumError
 from .writers import Evidence, WriterConfig, build_writer
 from .writers.lengths import Words, per_item
 from .writers.streaming import TextCallback
+from .writers.wanted import Wanted, for_positions, unwanted_rows
 from .readers import document_from_text, parse_json, read_text_file
 from .retrieval import ScorerConfig, build_scorer, rank
 from .cache import CACHE_BYTES, LRUCache, segments_nbytes
@@ -183,15 +184,16 @@ def off_topic_note(similarity: float | None, threshold: float | None) -> str | N
 
 def summarize_each(
     summarize_batch: Callable[..., list[Summary]], items: Sequence[tuple[Any, str]], words: Words = None,
-    on_text: TextCallback | None = None,
+    on_text: TextCallback | None = None, wanted: Wanted | None = None,
 ) -> list[Summary | Exception]:
     """One result per (document, query) item: its summary, or the exception it raises alone.
 
     The items go to `summarize_batch` as one batch; if that fails in any way, each goes alone, so one
     bad item (a user error, or a bug it triggers) costs its batch-mates nothing. The HTTP server and
-    batch jobs both isolate failures through here. `words` and `on_text` (as `Pipeline.summarize_batch`
-    takes them) are passed on only when given, so any `summarize_batch(items)` works without them; an
-    item re-run alone streams its text again only if the failed batch had sent none of it.
+    batch jobs both isolate failures through here. `words`, `on_text` and `wanted` (as
+    `Pipeline.summarize_batch` takes them) are passed on only when given, so any `summarize_batch(items)`
+    works without them; an item re-run alone streams its text again only if the failed batch had sent
+    none of it, and is not re-run at all once it is no longer wanted.
     """
     try:
         lengths = per_item(words, len(items))
@@ -199,25 +201,31 @@ def summarize_each(
         return [err] * len(items)
     streamed: set[int] = set()  # items whose text went out during the batch call
     try:
-        return list(summarize_batch(items, **_call_options(range(len(items)), lengths, on_text, streamed)))
+        return list(summarize_batch(items, **_call_options(range(len(items)), lengths, on_text, streamed, wanted)))
     except Exception as err:  # noqa: BLE001 -- every failure belongs to some item: find which below
         if len(items) == 1:
             return [err]
     results: list[Summary | Exception] = []
     for i, item in enumerate(items):
+        if i in unwanted_rows(wanted, len(items)):  # nobody waits for it: its error is not worth finding
+            results.append(QfsumError("the answer is no longer wanted"))
+            continue
         alone = on_text if i not in streamed else None  # a second copy of its text would not add up to one draft
         try:
-            results.extend(summarize_batch([item], **_call_options([i], lengths, alone, streamed)))
+            results.extend(summarize_batch([item], **_call_options([i], lengths, alone, streamed, wanted)))
         except Exception as err:  # noqa: BLE001 -- this item's own failure, returned, not raised
             results.append(err)
     return results
 
 
 def _call_options(positions: Sequence[int], lengths: list[int | None] | None, on_text: TextCallback | None,
-                  streamed: set[int]) -> dict[str, Any]:
+                  streamed: set[int], wanted: Wanted | None = None) -> dict[str, Any]:
     """`summarize_batch`'s keyword arguments for the items at `positions` of the whole batch: their
-    lengths, and `on_text` reporting by whole-batch position (and recording who got text)."""
+    lengths, `on_text` reporting by whole-batch position (and recording who got text), and `wanted`
+    asking by whole-batch position."""
     options: dict[str, Any] = {}
+    if wanted is not None:
+        options["wanted"] = for_positions(wanted, positions)
     if lengths is not None:
         options["words"] = [lengths[p] for p in positions]
     if on_text is not None:
@@ -292,7 +300,7 @@ class Pipeline:
         return self.summarize_batch([(document, q) for q in queries], words, on_text)
 
     def summarize_batch(self, items: Sequence[tuple[Document | str, str]], words: Words = None,
-                        on_text: TextCallback | None = None) -> list[Summary]:
+                        on_text: TextCallback | None = None, wanted: Wanted | None = None) -> list[Summary]:
         """Answer (document, query) pairs; the writer sees them as one batch.
 
         `words`: the answers' length, one for all or one per item (None: the pipeline's `summary_words`);
@@ -300,6 +308,8 @@ class Pipeline:
         item i's new text while a model writer decodes it (greedy or lookahead; never for extractive
         or beam search). The pieces add up to the raw draft, which grounding may still change: the
         summary is the finished answer (cut to whole sentences, and in strict mode only supported ones).
+        `wanted(i)`: False once nobody waits for item i; a model writer then stops decoding it, and its
+        (partial) summary is for no one (`writers.wanted`).
         """
         lengths = per_item(words, len(items))  # checked before any work
         prepared, timings = [], []
@@ -319,6 +329,8 @@ class Pipeline:
         options: dict[str, Any] = {"words": lengths} if lengths is not None else {}
         if on_text is not None:
             options["on_text"] = on_text
+        if wanted is not None:
+            options["wanted"] = wanted
         drafts = self.writer.write_batch([q for q, _, _ in prepared], [r for _, r, _ in prepared], **options)
         write_ms = (time.perf_counter() - t3) * 1e3 / max(len(items), 1)  # a batch: its share each
         summaries = []

@@ -21,12 +21,17 @@ A request may set its answers' length (`words`, passed per pair, so one batch mi
 and ask for each answer's text as a model writes it (`on_text`): the model thread hands every piece
 to the event loop (`call_soon_threadsafe`), where it reaches its own request's callback unless that
 request is gone. A callback that fails or a client that left costs the rest of the batch nothing.
+
+A pair whose request times out or whose client leaves while its batch is decoding stops being
+decoded at the next step (`wanted`, when `run_batch` takes it, as `Pipeline.summarize_batch` does):
+the batch, and every request queued behind it, does not wait for an answer nobody will read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import math
 import queue
@@ -46,7 +51,7 @@ Pair = tuple[Document, str]
 WAIT_SHARE = 0.1  # waiting for company may add at most this share of a batch's predicted time
 LEARNING_RATE = 0.3  # weight of a new measurement in the estimates: a past outlier fades within a few batches
 SEEN_DOCUMENTS = 64  # documents remembered as already prepared by the pipeline (its caches hold as many)
-RunBatch = Callable[..., list[Summary]]  # (pairs, words=, on_text=) as Pipeline.summarize_batch; both optional
+RunBatch = Callable[..., list[Summary]]  # (pairs, words=, on_text=, wanted=) as Pipeline.summarize_batch; all optional
 TextCallback = Callable[[int, str], None]  # (index of the pair in its request, new text of its answer)
 log = logging.getLogger("qfsum.serving")
 
@@ -204,6 +209,7 @@ class MicroBatcher:
         if max_batch_size < 1 or max_queue < 1 or not 0 <= max_wait_s < math.inf:
             raise QfsumError("max batch size and queue size must be >= 1, max wait >= 0")
         self.run_batch = run_batch
+        self._asks_wanted = _takes_keyword(run_batch, "wanted")
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
@@ -375,8 +381,10 @@ class MicroBatcher:
         predicted = self.cost.queries_seconds(len(batch), self.max_batch_size) + self.cost.document_seconds(new_chars)
         self._running = (started, predicted, batch)
         assert self._thread is not None, "start() the batcher first"
-        call = functools.partial(summarize_each, self.run_batch, [i.pair for i in batch],
-                                 **_options(batch, asyncio.get_running_loop()))
+        options = _options(batch, asyncio.get_running_loop())
+        if self._asks_wanted:
+            options["wanted"] = _still_waiting(batch)
+        call = functools.partial(summarize_each, self.run_batch, [i.pair for i in batch], **options)
         try:
             results = await self._thread.run(call)
         finally:
@@ -422,6 +430,23 @@ def _options(items: Sequence[_Item], loop: asyncio.AbstractEventLoop) -> dict[st
     if any(item.on_text is not None for item in items):
         options["on_text"] = _text_relay(items, loop)
     return options
+
+
+def _still_waiting(items: Sequence[_Item]) -> Callable[[int], bool]:
+    """`wanted` for the model thread: whether item `position`'s request still waits for its answer.
+    It only reads whether the future is settled (a timeout, a failure or a client gone settles or
+    cancels it on the event loop); reading that flag from another thread is safe, and at worst one
+    step late."""
+    return lambda position: not items[position].future.done()
+
+
+def _takes_keyword(function: Callable[..., Any], name: str) -> bool:
+    """Whether `function` accepts the keyword argument `name` (by name or through **kwargs)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a callable without a signature: assume the plain `run_batch(pairs)`
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def _text_relay(items: Sequence[_Item], loop: asyncio.AbstractEventLoop) -> TextCallback:

@@ -34,10 +34,12 @@ class Writer(Protocol):
 
     def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]],
                     words: int | Sequence[int | None] | None = None,
-                    on_text: Callable[[int, str], None] | None = None) -> list[Draft]:
+                    on_text: Callable[[int, str], None] | None = None,
+                    wanted: Callable[[int], bool] | None = None) -> list[Draft]:
         """`ranked[i]` is every segment for `queries[i]`, most relevant first. `words`: the answers' length,
         one for all or one per query (None: the config's `summary_words`). `on_text(i, text)`: answer i's
-        new text while it is decoded (`writers.streaming`); writers that do not decode never call it."""
+        new text while it is decoded (`writers.streaming`); writers that do not decode never call it.
+        `wanted(i)`: False once nobody waits for answer i, which may then stop early (`writers.wanted`)."""
         ...
 
 

@@ -13,6 +13,7 @@ from .lengths import Words, per_item
 if TYPE_CHECKING:
     from .base import WriterConfig
     from .streaming import TextCallback
+    from .wanted import Wanted
 
 # A segment needs this many distinct content words to be shown. On QMSum val, the turns the hybrid
 # scorer ranks high with fewer are backchannels and fragments ("Yeah .", "SRI .", "Huh ? A cat .",
@@ -53,9 +54,9 @@ class ExtractiveWriter:
         self.counter = WordCounter()
 
     def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]], words: Words = None,
-                    on_text: "TextCallback | None" = None) -> list[Draft]:
+                    on_text: "TextCallback | None" = None, wanted: "Wanted | None" = None) -> list[Draft]:
         """One draft per query: its best segments under `words` words (one for all or one per query; None:
-        the writer's budget). Nothing is decoded, so `on_text` is never called."""
+        the writer's budget). Nothing is decoded, so `on_text` and `wanted` are never called."""
         budgets = per_item(words, len(ranked)) or [None] * len(ranked)
         drafts = []
         for items, budget in zip(ranked, budgets, strict=True):

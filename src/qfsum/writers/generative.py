@@ -21,6 +21,7 @@ from .grounded import grounding_processors
 from .lengths import Words, answer_tokens, groups, per_item
 from .prompt import prompt_ids
 from .streaming import BatchStreamer, TextCallback
+from .wanted import Wanted, for_positions, stopping_criteria, unwanted_rows
 from ..document import Draft, Evidence
 from ..text import complete_sentences
 
@@ -69,16 +70,18 @@ class GenerativeWriter:
     # -- generation -----------------------------------------------------------------------
     @torch.inference_mode()
     def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]], words: Words = None,
-                    on_text: TextCallback | None = None) -> list[Draft]:
+                    on_text: TextCallback | None = None, wanted: Wanted | None = None) -> list[Draft]:
         """One draft per query. `words` sets the answers' length (one for all or one per query, None: the
-        config's); `on_text(i, text)` gets answer i's new text while it is decoded (greedy or lookahead)."""
+        config's); `on_text(i, text)` gets answer i's new text while it is decoded (greedy or lookahead);
+        answer i stops being decoded once `wanted(i)` says False (`writers.wanted`)."""
         prompts = [self.prompt(q, r) for q, r in zip(queries, ranked, strict=True)]
         lengths = per_item(words, len(prompts)) or [None] * len(prompts)
         limits = [answer_tokens(self.config, length) for length in lengths]
         drafts: list[Draft | None] = [None] * len(prompts)
         for chunk in groups(limits, self.config.batch_size):  # one generate() per length and batch
             streamer = self._streamer(chunk, on_text)
-            texts = self._generate([prompts[i][0] for i in chunk], limits[chunk[0]], streamer)
+            texts = self._generate([prompts[i][0] for i in chunk], limits[chunk[0]], streamer,
+                                   for_positions(wanted, chunk))
             for i, text in zip(chunk, texts, strict=True):
                 drafts[i] = Draft(text, prompts[i][1])
         return drafts  # type: ignore[return-value]  # every position is in one chunk
@@ -89,11 +92,12 @@ class GenerativeWriter:
             return None
         return BatchStreamer.for_positions(self.tokenizer, positions, on_text, self.model.generation_config.eos_token_id)
 
-    def _generate(self, batch: list[list[int]], max_new_tokens: int, streamer: BatchStreamer | None = None) -> list[str]:
+    def _generate(self, batch: list[list[int]], max_new_tokens: int, streamer: BatchStreamer | None = None,
+                  wanted: Wanted | None = None) -> list[str]:
         if self.config.runtime != "torch":
-            return self._generate_converted(batch, max_new_tokens, streamer)
+            return self._generate_converted(batch, max_new_tokens, streamer, wanted)
         if self.config.decoding == "lookahead" and not self.is_seq2seq:
-            return self._generate_lookahead(batch, max_new_tokens, streamer)
+            return self._generate_lookahead(batch, max_new_tokens, streamer, wanted)
         from transformers import LogitsProcessorList
 
         input_ids, attention_mask = self._pad(batch)
@@ -117,35 +121,37 @@ class GenerativeWriter:
             num_beams=self.config.num_beams,
             pad_token_id=self.tokenizer.pad_token_id,
             **({"streamer": streamer} if streamer is not None else {}),
+            **stopping_criteria(wanted, self.config.num_beams),
             **knobs,
         )
         new_tokens = output if self.is_seq2seq else output[:, input_ids.shape[1] :]
         return [complete_sentences(t.strip()) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
     def _generate_lookahead(self, batch: list[list[int]], max_new_tokens: int,
-                            streamer: BatchStreamer | None = None) -> list[str]:
+                            streamer: BatchStreamer | None = None, wanted: Wanted | None = None) -> list[str]:
         """Greedy answers with lookahead decoding (`writers.lookahead`), the same knobs applied; each
         accepted chunk of tokens goes to the streamer."""
         from .lookahead import lookahead_generate
 
         outputs = lookahead_generate(self.model, batch, max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
                                      eos_token_id=self.model.generation_config.eos_token_id, processors=self._processors,
-                                     on_tokens=streamer.push if streamer is not None else None)
+                                     on_tokens=streamer.push if streamer is not None else None, wanted=wanted)
         if streamer is not None:
             streamer.end()
         return [complete_sentences(t.strip()) for t in self.tokenizer.batch_decode(outputs, skip_special_tokens=True)]
 
     def _generate_converted(self, batch: list[list[int]], max_new_tokens: int,
-                            streamer: BatchStreamer | None = None) -> list[str]:
+                            streamer: BatchStreamer | None = None, wanted: Wanted | None = None) -> list[str]:
         """Greedy answers on a fast CPU runtime (`writers.ct2_runtime`, `writers.ortgenai_runtime`), the
         same processors applied, each row's for its own prompt: ONNX Runtime GenAI decodes the batch
         together, CTranslate2 one prompt at a time."""
         processors = [self._processors(len(ids)) for ids in batch]
         on_tokens = streamer.push if streamer is not None else None
         if self.config.runtime == "onnxruntime-genai":  # its generator takes the whole batch
-            outputs = self.model.generate_batch(batch, max_new_tokens, processors, on_tokens)
-        else:
-            outputs = [self.model.generate(ids, max_new_tokens, row_processors, self.config.no_repeat_ngram_size,
+            outputs = self.model.generate_batch(batch, max_new_tokens, processors, on_tokens, wanted=wanted)
+        else:  # one prompt at a time: an answer no longer wanted is not started
+            outputs = [[] if row in unwanted_rows(wanted, len(batch)) else
+                       self.model.generate(ids, max_new_tokens, row_processors, self.config.no_repeat_ngram_size,
                                            on_tokens=functools.partial(on_tokens, row) if on_tokens is not None else None)
                        for row, (ids, row_processors) in enumerate(zip(batch, processors))]
         if streamer is not None:

@@ -35,6 +35,7 @@ import torch
 
 from ..errors import QfsumError
 from ..models.kv_cache import cache_kwarg
+from .wanted import Wanted, for_positions, unwanted_rows
 
 # A logits processor in the `transformers` convention: (input_ids (1, T), scores (1, V)) -> scores.
 Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -221,6 +222,7 @@ def lookahead_generate(
     processors: RowProcessors = (),
     stats: DecodeStats | None = None,
     on_tokens: Callable[[int, list[int]], None] | None = None,
+    wanted: Wanted | None = None,
 ) -> list[list[int]]:
     """Greedy continuations of `prompts` (token ids, no padding), decoded together with lookahead.
 
@@ -229,6 +231,7 @@ def lookahead_generate(
     any causal LM of `transformers` that takes `position_ids` and a `DynamicCache`. `processors` is a list
     applied to every row, or a function of a row's prompt length (e.g. for `AnswerNoRepeatNGram`).
     `on_tokens(row, tokens)`, if given, gets each row's tokens as they are accepted (a chunk per step).
+    A row for which `wanted(row)` says False ends after the step it is found (`writers.wanted`).
     """
     from transformers import DynamicCache
 
@@ -302,6 +305,8 @@ def lookahead_generate(
         for i, kept in enumerate(kept_per_row):
             mask[i, mask.shape[1] - (k + 1 - common) + kept :] = 0
 
+        for b in unwanted_rows(for_positions(wanted, live), len(live)):
+            rows[live[b]].done = True
         keep = [i for i, row in enumerate(active) if not row.done]
         if len(keep) < len(active):
             if keep:

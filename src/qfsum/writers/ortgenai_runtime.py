@@ -46,6 +46,7 @@ from .base import WriterConfig
 from .conversion import unloadable
 from .fast_runtime import ConvertedCausalLM, DecodeStats, Processor, choose, require_greedy
 from .ortgenai_convert import RUNTIME, check_converted, converted_model, require_ortgenai
+from .wanted import Wanted, for_positions, unwanted_rows
 
 
 def precision_of(dtype: str) -> str:
@@ -121,12 +122,13 @@ class OrtGenaiCausalLM(ConvertedCausalLM):
     def generate_batch(self, prompts: Sequence[Sequence[int]], max_new_tokens: int,
                        processors: Sequence[Sequence[Processor]] | None = None,
                        on_tokens: Callable[[int, list[int]], None] | None = None,
-                       stats: DecodeStats | None = None) -> list[list[int]]:
+                       stats: DecodeStats | None = None, wanted: Wanted | None = None) -> list[list[int]]:
         """The greedy continuation of each prompt (ids, no padding), decoded together: for each, exactly
         what `generate` writes for it alone. `processors[row]` are that row's processors (None: none);
         they see its own prompt and answer so far, never padding. `on_tokens(row, tokens)` gets each
         row's tokens as they are chosen. `stats` counts one call per generator (the batch, or a prompt
-        that decodes alone: `_groups`) and its prefill once: the prompts are read together."""
+        that decodes alone: `_groups`) and its prefill once: the prompts are read together. A row for
+        which `wanted(row)` says False ends at the next step (`writers.wanted`)."""
         if any(len(prompt) == 0 for prompt in prompts):
             raise QfsumError(f"the {RUNTIME} runtime needs prompts of at least one token")
         if processors is not None and len(processors) != len(prompts):
@@ -135,7 +137,7 @@ class OrtGenaiCausalLM(ConvertedCausalLM):
         stats = stats if stats is not None else DecodeStats()
         with self._lock:
             for group in self._groups(prompts):
-                self._decode(group, [rows[i] for i in group], max_new_tokens, on_tokens, stats)
+                self._decode(group, [rows[i] for i in group], max_new_tokens, on_tokens, stats, wanted)
         return [row.answer for row in rows]
 
     def _groups(self, prompts: Sequence[Sequence[int]]) -> list[list[int]]:
@@ -146,7 +148,8 @@ class OrtGenaiCausalLM(ConvertedCausalLM):
         return ([together] if together else []) + [[i] for i in alone]
 
     def _decode(self, positions: list[int], rows: list["_Row"], max_new_tokens: int,
-                on_tokens: Callable[[int, list[int]], None] | None, stats: DecodeStats) -> None:
+                on_tokens: Callable[[int, list[int]], None] | None, stats: DecodeStats,
+                wanted: Wanted | None = None) -> None:
         """Decode `rows` (batch positions `positions`) in one generator, each step one token per row that
         has not ended. The prompts are padded on the right, as onnxruntime-genai expects: its attention
         mask leaves out each row's trailing pad tokens, its key/value cache and rotary positions go by
@@ -165,6 +168,8 @@ class OrtGenaiCausalLM(ConvertedCausalLM):
                 for position, token in zip(positions, chosen):
                     if token is not None:
                         on_tokens(position, [token])
+            for b in unwanted_rows(for_positions(wanted, positions), len(rows)):
+                rows[b].done = True
             if all(row.done for row in rows):
                 break
             self._append(generator, logits, chosen)

@@ -25,6 +25,7 @@ from .base import WriterConfig
 from .grounded import grounding_processors
 from .lengths import Words, answer_tokens, groups, per_item
 from .streaming import BatchStreamer, TextCallback
+from .wanted import Wanted, for_positions, stopping_criteria
 from ..document import Draft, Evidence
 from ..models.seq2seq_inputs import InputBuilder, TruncatedInputs, document_text, input_limit
 
@@ -104,12 +105,14 @@ def generate_texts(
     model: Any, tokenizer: PreTrainedTokenizerBase, inputs: InputBuilder, pairs: Sequence[tuple[str, str]], settings: GenerationSettings,
     progress: bool = False, grounded: Callable[[Sequence[str], int], list] | None = None,
     on_text: TextCallback | None = None,
+    wanted: Wanted | None = None,
 ) -> list[str]:
     """One summary per (query, document) pair: beam search (or greedy), in batches.
 
     `grounded(sources, num_beams)`, if given, makes the logits processors that hold each answer to its
     source text (`query + document`; see `writers.grounded`). `on_text(i, text)`, if given, gets pair i's
-    new text as it is decoded (greedy only: beam search has no text until it ends)."""
+    new text as it is decoded (greedy only: beam search has no text until it ends). Pair i stops being
+    decoded once `wanted(i)` says False (`writers.wanted`)."""
     from tqdm.auto import tqdm
 
     texts: list[str] = []
@@ -133,6 +136,7 @@ def generate_texts(
             no_repeat_ngram_size=settings.no_repeat_ngram_size,
             length_penalty=settings.length_penalty,
             do_sample=False,
+            **stopping_criteria(for_positions(wanted, range(i, min(i + step, len(pairs)))), settings.num_beams),
         )
         texts.extend(t.strip() for t in tokenizer.batch_decode(output, skip_special_tokens=True))
     return texts
@@ -157,9 +161,10 @@ class Seq2SeqWriter:
                                            batch_size=config.batch_size)
 
     def write_batch(self, queries: Sequence[str], ranked: Sequence[Sequence[Evidence]], words: Words = None,
-                    on_text: TextCallback | None = None) -> list[Draft]:
+                    on_text: TextCallback | None = None, wanted: Wanted | None = None) -> list[Draft]:
         """One draft per query, from every segment in document order. `words` sets the answers' length (one
-        for all or one per query); `on_text(i, text)` gets answer i's new text while it is decoded (greedy)."""
+        for all or one per query); `on_text(i, text)` gets answer i's new text while it is decoded (greedy);
+        answer i stops being decoded once `wanted(i)` says False."""
         pairs = [(q, document_text(r)) for q, r in zip(queries, ranked, strict=True)]
         lengths = per_item(words, len(pairs)) or [None] * len(pairs)
         limits = [answer_tokens(self.config, length) for length in lengths]
@@ -168,7 +173,7 @@ class Seq2SeqWriter:
             settings = replace(self.settings, max_new_tokens=limits[group[0]])
             relay = (lambda j, text, group=group: on_text(group[j], text)) if on_text is not None else None
             written = generate_texts(self.model, self.tokenizer, self.inputs, [pairs[i] for i in group], settings,
-                                     grounded=self._grounded, on_text=relay)
+                                     grounded=self._grounded, on_text=relay, wanted=for_positions(wanted, group))
             for i, text in zip(group, written, strict=True):
                 texts[i] = complete_sentences(text)
         return [Draft(text, sorted(r, key=lambda e: e.segment.start)) for text, r in zip(texts, ranked, strict=True)]
