@@ -147,6 +147,8 @@ def allowed(tokenizer, processor, answer: str, tokens: list[str]) -> dict[str, b
     ("It costs twenty-", {"five": True, "six": False}),
     ("It costs 2", {"5": True, "0": False}),  # "twenty five" may be written 25
     ("It costs 25", {" euros": True, " million": False, "%": False}),
+    ("It costs twenty five", {" and": True, " percent": False, "%": False}),  # 25 is stated, 25% is not
+    ("It is about 2.5", {" percent": True, "%": True}),
     ("They were", {" eight": False, " twenty": True, " one": True}),  # a lone "one" stays free
     ("one", {" of": True, " million": False}),
     ("We meet on 14", {" March": True, " Mar": True, "-": False, " years": False, " April": False, ".": False}),

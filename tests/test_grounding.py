@@ -21,6 +21,7 @@ from qfsum.grounding import cite, names, numbers
         ("2.5% of the budget", ["2.5%"]),
         ("2.5 percent of it", ["2.5%"]),
         ("fifty per cent", ["50%"]),
+        ("twenty five% and fifty %", ["25%", "50%"]),  # a sign after number words, as after digits
         ("no one came, one of them left", []),  # a lone "one" is a pronoun, not a figure
         ("one million, then one percent", ["1000000", "1%"]),
         ("a 4.5k grant", ["4500"]),

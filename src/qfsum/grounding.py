@@ -53,7 +53,8 @@ _NUMBER_WORDS = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
 # A lone "one" is a pronoun or determiner ("no one", "one of them", "a long one") far more often than
 # a figure: it is not counted as a number, nor held to the evidence; "one million", "one percent" are.
 PRONOUN_ONE = "one"
-_WORDED = re.compile(rf"\b(?:{_NUMBER_WORDS})(?:[\s-]+(?:and\s+)?(?:{_NUMBER_WORDS}))*\b(?P<percent>\s+per\s?cent\b)?", re.I)
+_WORDED = re.compile(rf"\b(?:{_NUMBER_WORDS})(?:[\s-]+(?:and\s+)?(?:{_NUMBER_WORDS}))*\b(?P<percent>\s?%|\s+per\s?cent\b)?",
+                     re.I)  # "fifty%" as "50%": grounded decoding reads "percent" as "%" (writers.grounded.normalise)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)*")
 _CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9'’&-]*[A-Za-z0-9]\b|\b[A-Z]\b")
 _NOT_NAMES = frozenset("I I'm I've I'd I'll OK Okay Mr Mrs Ms Dr Q A".split())
