@@ -121,6 +121,36 @@ def test_task_file_survives_a_copy_of_the_data_but_not_new_contents(qmsum_root, 
     assert len(ranked) == 2
 
 
+def _saved(config, folder: Path) -> str:
+    folder.mkdir()
+    (folder / "pipeline.json").write_text(json.dumps(config.to_dict()))
+    return str(folder)
+
+
+def test_a_pipeline_that_differs_only_in_its_writer_shares_the_task_file(qmsum_root, tokenizer, tmp_path, monkeypatch):
+    """The passages are the pipeline's ranking alone: a new writer (another dtype, model or length) is
+    not a reason to rank the split again; another scorer is."""
+    from qfsum.pipeline import load_config
+    from qfsum.retrieval import ScorerConfig
+    from qfsum.training.writer import taskdata
+    from qfsum.writers import WriterConfig
+
+    ranked = []
+    real = taskdata._pipeline_passages
+    monkeypatch.setattr(taskdata, "_pipeline_passages", lambda examples, *a: ranked.append(len(examples)) or real(examples, *a))
+
+    def build(name: str):
+        return taskdata.cached_task_examples(tmp_path / "run", qmsum_root, "val", f"pipeline:{name}", tokenizer, 40)
+
+    first = build("extractive-bm25")
+    config = load_config("extractive-bm25")
+    config.writer = WriterConfig(kind="generative", model="smollm2", dtype="float32")
+    assert build(_saved(config, tmp_path / "new-writer")) == first and len(ranked) == 1
+    config.scorer = ScorerConfig(kind="lead")
+    build(_saved(config, tmp_path / "new-scorer"))
+    assert len(ranked) == 2
+
+
 def test_task_file_round_trip(tmp_path):
     path = write_task_file(tmp_path / "t.jsonl", TRAIN)
     assert is_task_file(path) and read_task_file(path) == TRAIN

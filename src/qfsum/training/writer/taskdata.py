@@ -56,17 +56,25 @@ def span_passage(example: Any) -> str:
     return "\n".join(units[i].text for i in covered if units[i].text.strip())
 
 
+def _ranking_config(name: str) -> Any:
+    """The pipeline `name` as far as its evidence goes: its writer replaced by the extractive one, as only
+    its ranking is used (no generator to load, and a change of writer keeps the same task file)."""
+    from ...pipeline import load_config
+    from ...writers import WriterConfig
+
+    config = load_config(name)
+    config.writer = WriterConfig(kind="extractive")
+    return config
+
+
 def _pipeline_passages(examples: Sequence[Any], name: str, budget: int, tokenizer: PreTrainedTokenizerBase, progress: bool) -> list[str]:
     """The evidence a pipeline's scorer picks under `budget` tokens, joined in document order."""
     from tqdm.auto import tqdm
 
     from ...budget import TokenizerCounter, select_under_budget
-    from ...pipeline import Pipeline, load_config
-    from ...writers import WriterConfig
+    from ...pipeline import Pipeline
 
-    config = load_config(name)
-    config.writer = WriterConfig(kind="extractive")  # only its ranking is used: no generator to load
-    pipeline = Pipeline(config)
+    pipeline = Pipeline(_ranking_config(name))
     counter = TokenizerCounter(tokenizer)
     passages = []
     for example in tqdm(examples, desc=f"evidence ({name})", unit="ex", disable=not progress):
@@ -129,14 +137,14 @@ def cached_task_examples(
     """`build_task_examples`, kept in `cache_dir` as a task file when the source is `pipeline:`: ranking
     every document of a train split takes minutes, and a run resumed (or the teacher's answers written
     over several sessions) should not pay it again. The file is named by a hash of what the examples
-    depend on (the data files' contents, split, the pipeline's config, the tokenizer, budget and limit);
+    depend on (the data files' contents, split, the pipeline's ranking config, the tokenizer, budget and
+    limit);
     a limited run reads the first `limit` examples of the whole split's file when there is one."""
     if not source.startswith("pipeline:") or is_task_file(data):
         return build_task_examples(data, split, source, tokenizer, budget, limit, progress)
-    from ...pipeline import load_config
-
-    stamp = [_data_stamp(data, split), split, source, load_config(source[len("pipeline:"):]).to_dict(),
-             getattr(tokenizer, "name_or_path", ""), budget]
+    config = _ranking_config(source[len("pipeline:"):]).to_dict()
+    ranking = {k: config[k] for k in ("segmenter", "scorer")}  # what ranks, not what it is called or writes
+    stamp = [_data_stamp(data, split), split, ranking, getattr(tokenizer, "name_or_path", ""), budget]
 
     def task_path(limit: int | None) -> Path:
         key = hashlib.sha256(json.dumps([*stamp, limit], sort_keys=True, default=str).encode()).hexdigest()[:16]
