@@ -390,7 +390,9 @@ class MicroBatcher:
         finally:
             self._running = None
         failed = [r for r in results if isinstance(r, Exception)]
-        if not failed:  # a batch with failures ran its pairs one by one: its time says nothing of a batch
+        # a batch with failures ran its pairs one by one, and one with a pair nobody waited for any more
+        # may have stopped decoding it early: neither's time says what a batch costs
+        if not failed and not any(item.future.done() for item in batch):
             self._learn(batch, time.perf_counter() - started, new_chars, results)
         for item, result in zip(batch, results, strict=True):
             _deliver(item.future, result, len(batch), (started - item.enqueued) * 1e3)
