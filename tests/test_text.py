@@ -92,6 +92,9 @@ def test_any_case_keeps_abbreviations_whole():
     ("The roof is late. The beams were ordered.", "The roof is late. The beams were ordered."),
     ('He said "stop." Then he', 'He said "stop."'),
     ("no sentence ends here", "no sentence ends here"),  # nothing whole to keep: keep it all
+    ("The criteria were:\n\n12 Euro fifty,\nand the cost of a remote is 1", "The criteria were:\n\n12 Euro fifty"),
+    ("It rose to 19 dollars a year, which is 1", "It rose to 19 dollars a year"),  # never ends inside a number
+    (", and then 1", ", and then 1"),  # no clause before the mark: keep it all
     ("", ""),
 ])
 def test_complete_sentences_drops_a_last_sentence_cut_short(text, expected):

@@ -58,12 +58,17 @@ def split_sentences(text: str, any_case: bool = False) -> list[str]:
 
 
 def complete_sentences(text: str) -> str:
-    """`text` without a last sentence cut short (no closing punctuation), if an earlier sentence ends:
-    an answer stopped by its length limit ends where its last whole sentence does."""
+    """`text` without a last sentence cut short (no closing punctuation): an answer stopped by its length
+    limit ends where its last whole sentence does, or, with none, where its last whole clause does (a
+    comma, semicolon, colon or line break), so it never ends inside a number ("... the cost is 1")."""
     if re.search(r"""[.!?…]["')\]’”]*\s*$""", text):
         return text
     spans = list(sentence_spans(text, any_case=True))
-    return text[: spans[-2][1]] if len(spans) > 1 else text
+    if len(spans) > 1:
+        return text[: spans[-2][1]]
+    clause = max(text.rfind(mark) for mark in (",", ";", ":", "\n"))
+    kept = text[:clause].rstrip(" ,;:\n") if clause > 0 else ""
+    return kept or text
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
