@@ -19,12 +19,15 @@ RANKED = [[Evidence(Segment(i, f"the bridge budget was cut by {i}0 percent in ma
 NEW_TOKENS = 16
 
 
-def _write(writer, wanted=None) -> tuple[list[str], list[str], int]:
-    """(drafts, streamed raw text per answer, forward passes of the model) of one batch."""
+def _write(writer, wanted=None, heard=None) -> tuple[list[str], list[str], int]:
+    """(drafts, streamed raw text per answer, forward passes of the model) of one batch; `heard(i)` is
+    called with each piece's position."""
     streamed = [""] * len(QUERIES)
 
     def on_text(i: int, text: str) -> None:
         streamed[i] += text
+        if heard is not None:
+            heard(i)
 
     model = writer.model.get_base_model() if hasattr(writer.model, "get_base_model") else writer.model
     steps = []
@@ -55,12 +58,14 @@ def test_an_unwanted_answer_stops_and_its_batch_mates_are_unchanged(tiny_causal_
 
 
 @pytest.mark.parametrize("decoding", ["greedy", "lookahead"])
-def test_a_batch_nobody_wants_ends_after_its_first_step(tiny_causal_dir, decoding):
+def test_a_batch_nobody_wants_any_more_ends_and_one_nobody_wanted_never_starts(tiny_causal_dir, decoding):
     writer = build_writer(WriterConfig(kind="generative", model=str(tiny_causal_dir), max_new_tokens=NEW_TOKENS,
                                        dtype="float32", decoding=decoding, batch_size=4))
     _, _, steps = _write(writer)
-    _, _, unwanted_steps = _write(writer, lambda i: False)
-    assert steps >= 8 and unwanted_steps <= 2
+    gone = []  # every client leaves once the first piece of text has reached one of them
+    _, streamed, left_steps = _write(writer, lambda i: not gone, heard=gone.append)
+    assert steps >= 8 and 1 <= left_steps <= steps // 2 and any(streamed)
+    assert _write(writer, lambda i: False)[2] == 0  # nobody waited from the start: not even a prefill
 
 
 @pytest.mark.parametrize("kind", ["generative", "bart"])

@@ -79,9 +79,12 @@ class GenerativeWriter:
         limits = [answer_tokens(self.config, length) for length in lengths]
         drafts: list[Draft | None] = [None] * len(prompts)
         for chunk in groups(limits, self.config.batch_size):  # one generate() per length and batch
-            streamer = self._streamer(chunk, on_text)
-            texts = self._generate([prompts[i][0] for i in chunk], limits[chunk[0]], streamer,
-                                   for_positions(wanted, chunk))
+            chunk_wanted = for_positions(wanted, chunk)
+            if len(unwanted_rows(chunk_wanted, len(chunk))) == len(chunk):  # nobody waits: not even a prefill
+                texts = [""] * len(chunk)
+            else:
+                texts = self._generate([prompts[i][0] for i in chunk], limits[chunk[0]],
+                                       self._streamer(chunk, on_text), chunk_wanted)
             for i, text in zip(chunk, texts, strict=True):
                 drafts[i] = Draft(text, prompts[i][1])
         return drafts  # type: ignore[return-value]  # every position is in one chunk
