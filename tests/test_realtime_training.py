@@ -75,12 +75,20 @@ def test_document_source_cuts_to_budget_and_unknown_source_fails(qmsum_root, tok
         build_task_examples(qmsum_root, "val", "bogus", tokenizer)
 
 
-def test_pipeline_task_examples_are_ranked_once_then_read_from_the_cache(qmsum_root, tokenizer, tmp_path, monkeypatch):
+@pytest.fixture
+def ranked(monkeypatch) -> list[int]:
+    """The sizes of the example lists that task data ranked (a pipeline's evidence), in order."""
     from qfsum.training.writer import taskdata
 
-    ranked = []
+    calls: list[int] = []
     real = taskdata._pipeline_passages
-    monkeypatch.setattr(taskdata, "_pipeline_passages", lambda examples, *a: ranked.append(len(examples)) or real(examples, *a))
+    monkeypatch.setattr(taskdata, "_pipeline_passages", lambda examples, *a: calls.append(len(examples)) or real(examples, *a))
+    return calls
+
+
+def test_pipeline_task_examples_are_ranked_once_then_read_from_the_cache(qmsum_root, tokenizer, tmp_path, ranked):
+    from qfsum.training.writer import taskdata
+
     cache = tmp_path / "run"
 
     def build(**changes):
@@ -100,14 +108,10 @@ def test_pipeline_task_examples_are_ranked_once_then_read_from_the_cache(qmsum_r
         == first[:2] and len(ranked) == 3  # a limited run reads the whole split's file
 
 
-def test_task_file_survives_a_copy_of_the_data_but_not_new_contents(qmsum_root, tokenizer, tmp_path, monkeypatch):
+def test_task_file_survives_a_copy_of_the_data_but_not_new_contents(qmsum_root, tokenizer, tmp_path, ranked):
     import os
 
     from qfsum.training.writer import taskdata
-
-    ranked = []
-    real = taskdata._pipeline_passages
-    monkeypatch.setattr(taskdata, "_pipeline_passages", lambda examples, *a: ranked.append(len(examples)) or real(examples, *a))
 
     def build():
         return taskdata.cached_task_examples(tmp_path / "run", qmsum_root, "val", "pipeline:extractive-bm25", tokenizer, 40)
@@ -121,13 +125,32 @@ def test_task_file_survives_a_copy_of_the_data_but_not_new_contents(qmsum_root, 
     assert len(ranked) == 2
 
 
+def test_task_file_survives_the_tokenizer_unpacked_elsewhere(qmsum_root, tokenizer, tmp_path, ranked):
+    """A packaged model is unpacked to a folder named by the install: the same vocabulary from another
+    folder (a fresh machine) finds the task file; another vocabulary does not."""
+    import copy
+
+    from qfsum.training.writer import taskdata
+
+    def build(tok):
+        return taskdata.cached_task_examples(tmp_path / "run", qmsum_root, "val", "pipeline:extractive-bm25", tok, 40)
+
+    first = build(tokenizer)
+    moved = copy.deepcopy(tokenizer)
+    moved.name_or_path = "/another/machine/SmolLM2-135M-Instruct.Q4_1-98362432-1796673866"
+    assert build(moved) == first and len(ranked) == 1
+    moved.add_tokens(["qfsumnewtoken"])
+    build(moved)
+    assert len(ranked) == 2
+
+
 def _saved(config, folder: Path) -> str:
     folder.mkdir()
     (folder / "pipeline.json").write_text(json.dumps(config.to_dict()))
     return str(folder)
 
 
-def test_a_pipeline_that_differs_only_in_its_writer_shares_the_task_file(qmsum_root, tokenizer, tmp_path, monkeypatch):
+def test_a_pipeline_that_differs_only_in_its_writer_shares_the_task_file(qmsum_root, tokenizer, tmp_path, ranked):
     """The passages are the pipeline's ranking alone: a new writer (another dtype, model or length) is
     not a reason to rank the split again; another scorer is."""
     from qfsum.pipeline import load_config
@@ -135,9 +158,6 @@ def test_a_pipeline_that_differs_only_in_its_writer_shares_the_task_file(qmsum_r
     from qfsum.training.writer import taskdata
     from qfsum.writers import WriterConfig
 
-    ranked = []
-    real = taskdata._pipeline_passages
-    monkeypatch.setattr(taskdata, "_pipeline_passages", lambda examples, *a: ranked.append(len(examples)) or real(examples, *a))
 
     def build(name: str):
         return taskdata.cached_task_examples(tmp_path / "run", qmsum_root, "val", f"pipeline:{name}", tokenizer, 40)

@@ -144,7 +144,7 @@ def cached_task_examples(
         return build_task_examples(data, split, source, tokenizer, budget, limit, progress)
     config = _ranking_config(source[len("pipeline:"):]).to_dict()
     ranking = {k: config[k] for k in ("segmenter", "scorer")}  # what ranks, not what it is called or writes
-    stamp = [_data_stamp(data, split), split, ranking, getattr(tokenizer, "name_or_path", ""), budget]
+    stamp = [_data_stamp(data, split), split, ranking, _tokenizer_stamp(tokenizer), budget]
 
     def task_path(limit: int | None) -> Path:
         key = hashlib.sha256(json.dumps([*stamp, limit], sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -169,6 +169,15 @@ def _data_stamp(data: str | Path, split: str | None) -> list[tuple[str, str]]:
         root = root / split
     files = sorted(p for p in root.iterdir() if p.is_file()) if root.is_dir() else [root]
     return [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files]
+
+
+def _tokenizer_stamp(tokenizer: PreTrainedTokenizerBase | None) -> str:
+    """What the passage budget counts with: a hash of the tokenizer's vocabulary, not its folder, since a
+    packaged model is unpacked to a folder named by the install (another machine, another name)."""
+    if tokenizer is None:
+        return ""
+    vocab = sorted(tokenizer.get_vocab().items())
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()
 
 
 # -- task files -------------------------------------------------------------------------------------
