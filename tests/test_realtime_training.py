@@ -521,6 +521,34 @@ def test_bench_task_scores_a_model_on_task_examples(capsys, tiny_bytes_dir, task
     assert len((tmp_path / "t" / "predictions.jsonl").read_text().splitlines()) == 1
 
 
+def test_sft_goes_on_from_an_adapter_and_the_new_adapter_loads_on_top_of_it(tiny_bytes_dir, task_files, tmp_path):
+    """`--base ADAPTER` (e.g. the shipped smollm2-qmsum-windows): a fresh LoRA is trained on the first
+    adapter merged into its base, and the result names the first adapter as its base, so it loads as
+    base + first + second."""
+    from qfsum.assets import load_generator_uncached
+    from qfsum.training.writer.sft import train_sft
+
+    train, val = task_files
+    first, second = tmp_path / "first", tmp_path / "second"
+    train_sft(_config(tiny_bytes_dir, train, val, first, max_steps=2), progress=False)
+    train_sft(_config(first, train, val, second, max_steps=2, seed=1), progress=False)
+    assert json.loads((second / "adapter_config.json").read_text())["base_model_name_or_path"] == str(first)
+
+    from peft import PeftModel
+
+    def load(folder: Path) -> torch.nn.Module:
+        return load_generator_uncached(str(folder), "float32")[0]
+
+    ids = torch.tensor([[5, 60, 70, 80, 90]])
+    with torch.no_grad():
+        stacked = load(second)(ids).logits
+        by_hand = PeftModel.from_pretrained(load(first), str(second)).eval()(ids).logits
+        on_plain_base = PeftModel.from_pretrained(load(tiny_bytes_dir), str(second)).eval()(ids).logits
+        assert torch.allclose(stacked, by_hand, atol=1e-4)
+        assert not torch.allclose(stacked, on_plain_base, atol=1e-4)  # the first adapter is in it
+        assert not torch.allclose(stacked, load(first)(ids).logits, atol=1e-4)  # and the second trained on top
+
+
 def test_export_writes_a_half_precision_adapter_that_loads_like_the_original(capsys, tiny_bytes_dir, task_files,
                                                                               tmp_path):
     from conftest import assert_one_error_line, cli

@@ -47,13 +47,15 @@ def _common(p: argparse.ArgumentParser, base_flag: str, base_help: str, base_def
 
 def add_sft_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `qfsum train sft`."""
-    _common(p, "--base", "starting model: smollm2, a directory, hub id or LoRA adapter (default smollm2)", "smollm2", 2e-4)
+    _common(p, "--base", "starting model: smollm2, a directory, hub id, or a LoRA adapter (a new adapter is "
+                         "trained on top of it) (default smollm2)", "smollm2", 2e-4)
     p.set_defaults(func=sft)
 
 
 def add_distill_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `qfsum train distill`."""
-    _common(p, "--student", "student model (default smollm2)", "smollm2", 2e-4)
+    _common(p, "--student", "student: smollm2, a directory, hub id, or a LoRA adapter such as smollm2-qmsum-windows "
+                            "(a new adapter is trained on top of it) (default smollm2)", "smollm2", 2e-4)
     p.add_argument("--teacher", required=True, help="teacher: a causal LM (name, directory, hub id) or a pipeline")
     p.add_argument("--mode", default="sequence", choices=("sequence", "token", "both"),
                    help="sequence: train on the teacher's answers; token: KL to its next-token distributions; both")
