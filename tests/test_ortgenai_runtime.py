@@ -322,3 +322,41 @@ def test_shipped_writer_int4_stays_close_to_torch(monkeypatch):
     # stated as grounded decoding reads the evidence (the whole prompt, the question included)
     stated = Source.of(int4.tokenizer.decode(ids, skip_special_tokens=True)).values
     assert text and set(numbers(text)) <= stated, text
+
+
+# -- runtime auto: ONNX Runtime GenAI where it can, torch otherwise, the same answers ---------------------------
+
+
+def test_auto_runtime_needs_float32():
+    with pytest.raises(QfsumError, match="runtime auto runs the generative writer in float32"):
+        WriterConfig(kind="generative", model="smollm2", runtime="auto", dtype="auto")
+    with pytest.raises(QfsumError, match="runtime auto"):
+        WriterConfig(kind="extractive", runtime="auto")
+
+
+def test_auto_runtime_decodes_on_ortgenai_with_torch_answers(llama, caplog):
+    auto = writer(llama, "auto", grounded_numbers=True)
+    assert auto.runtime == RUNTIME and not caplog.records
+    assert [d.text for d in auto.write_batch(QUERIES, RANKED)] == \
+        [d.text for d in writer(llama, "torch", grounded_numbers=True).write_batch(QUERIES, RANKED)]
+
+
+def test_auto_runtime_takes_torch_without_the_package_or_for_other_decodings(monkeypatch, llama, caplog):
+    assert writer(llama, "auto", decoding="lookahead").runtime == "torch"
+    assert writer(llama, "auto", num_beams=2).runtime == "torch"
+    monkeypatch.setitem(sys.modules, "onnxruntime_genai", None)  # as if not installed
+    assert writer(llama, "auto").runtime == "torch"
+    assert not caplog.records  # nothing to warn about: torch gives the same answers
+
+
+def test_auto_runtime_falls_back_to_torch_in_one_line_where_ortgenai_cannot_run_the_model(
+        tiny_seq2seq_dir, tiny_causal_dir, llama, caplog):
+    """The conftest's tiny Llama has heads of 8, which the CPU attention kernel cannot run: found at load
+    time (one token), not on every request; seq2seq models the runtime does not take."""
+    for model in (tiny_causal_dir, tiny_seq2seq_dir):
+        caplog.clear()
+        auto = writer(model, "auto")
+        assert auto.runtime == "torch" and auto.write_batch(QUERIES[:1], RANKED[:1])[0].text is not None
+        [record] = caplog.records
+        assert record.levelname == "WARNING" and record.getMessage().startswith("decoding with torch instead: ")
+        assert "\n" not in record.getMessage()

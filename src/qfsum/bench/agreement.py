@@ -17,7 +17,7 @@ def sequence_logits(writer: Any, ids: Sequence[int]) -> Any:
     pass: `logits(ids)` of a fast runtime's model (`writers.fast_runtime`), a forward pass of torch's."""
     import torch
 
-    if writer.config.runtime != "torch":
+    if writer.runtime != "torch":
         return writer.model.logits(ids)
     with torch.inference_mode():
         return writer.model(torch.tensor([list(ids)], device=writer.model.device)).logits[0].float().cpu()

@@ -21,7 +21,10 @@ WRITER_FACTORIES: dict[str, str] = {
     "locost": "qfsum.writers.locost_writer:LocostWriter",  # reads the whole document (64K tokens); scorer lead
 }
 WRITER_KINDS = tuple(WRITER_FACTORIES)
-RUNTIMES = ("torch", "ctranslate2", "onnxruntime-genai")  # what runs a generative writer's model (the last two: pip install 'qfsum[fast]')
+RUNTIMES = ("torch", "ctranslate2", "onnxruntime-genai", "auto")  # what runs a generative writer's model (ctranslate2, onnxruntime-genai: pip install 'qfsum[fast]')
+# auto: onnxruntime-genai in float32 where it is installed and takes the model, else torch; both give the
+# same float32 answers, token for token (writers.generative.load_model)
+AUTO_DTYPE = "float32"
 # the dtypes each fast CPU runtime takes (auto: its default, int8 for CTranslate2, int4 for ONNX Runtime GenAI)
 RUNTIME_DTYPES = {"ctranslate2": ("auto", "int8", "float32"), "onnxruntime-genai": ("auto", "int4", "float32")}
 # English text is about 1.3 tokens a word for these tokenizers; a little room, as the answer is then
@@ -62,7 +65,7 @@ class WriterConfig:
     grounded_numbers: bool = False  # model writers: write a number only if the evidence states it (writers.grounded)
     grounded_names: bool = False  # model writers: capitalise a word inside a sentence only if the evidence does
     evidence_bias: float = 0.0  # model writers: added to the logits of the evidence's tokens (> 0 favours copying its words)
-    runtime: str = "torch"  # generative causal LMs: torch | ctranslate2 | onnxruntime-genai (greedy on CPU, same processors; dtype auto = int8 / int4 weights, or float32; writers.ct2_runtime, writers.ortgenai_runtime)
+    runtime: str = "torch"  # generative causal LMs: torch | ctranslate2 | onnxruntime-genai (greedy on CPU, same processors; dtype auto = int8 / int4 weights, or float32; writers.ct2_runtime, writers.ortgenai_runtime) | auto (float32: onnxruntime-genai where it can, else torch; the same answers)
 
     def __post_init__(self) -> None:
         if self.kind not in WRITER_KINDS:
@@ -88,6 +91,9 @@ class WriterConfig:
         if self.runtime in RUNTIME_DTYPES and (self.kind != "generative" or self.dtype not in RUNTIME_DTYPES[self.runtime]):
             _, weights, _ = RUNTIME_DTYPES[self.runtime]
             raise QfsumError(f"the {self.runtime} runtime runs the generative writer with dtype auto ({weights}), {weights} or float32")
+        if self.runtime == "auto" and (self.kind != "generative" or self.dtype != AUTO_DTYPE):
+            raise QfsumError(f"runtime auto runs the generative writer in {AUTO_DTYPE} (the dtype in which every runtime "
+                             f"gives the same answers); set dtype {AUTO_DTYPE} or name a runtime")
 
     def new_tokens(self) -> int:
         """The model writers' limit on answer tokens: from `summary_words` when set, else `max_new_tokens`."""

@@ -8,7 +8,10 @@ budget holds exactly.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -25,20 +28,42 @@ from .wanted import Wanted, for_positions, stopping_criteria, unwanted_rows
 from ..document import Draft, Evidence
 from ..text import complete_sentences
 
+log = logging.getLogger("qfsum.writers")
+
+
+def load_model(config: WriterConfig) -> tuple[Any, Any, str]:
+    """(model, tokenizer, the runtime that decodes) of a generative writer. A fast runtime decodes a
+    converted copy of the model (`writers.fast_runtime`; no torch weights). `auto` takes ONNX Runtime
+    GenAI in float32 where it is installed and can decode this writer (greedy; a causal LM its builder
+    converts), with torch float32's answers token for token (tests/test_ortgenai_runtime.py), and torch
+    otherwise: saying why, unless the package is simply not installed."""
+    runtime = config.runtime
+    if runtime == "auto":
+        runtime = "torch"
+        if config.num_beams == 1 and config.decoding == "greedy" and importlib.util.find_spec("onnxruntime_genai"):
+            from .ortgenai_runtime import load_for_writer as load_ortgenai_writer
+
+            try:
+                model, tokenizer = load_ortgenai_writer(replace(config, runtime="onnxruntime-genai"))
+                model.generate([tokenizer.eos_token_id or 0], 1)  # a kernel this model's shapes lack fails now, not per request
+                return model, tokenizer, "onnxruntime-genai"
+            except QfsumError as err:
+                log.warning("decoding with torch instead: %s", err)
+    if runtime == "torch":
+        return (*load_generator(config.model, config.dtype), "torch")
+    if runtime == "ctranslate2":
+        from .ct2_runtime import load_for_writer
+    else:
+        from .ortgenai_runtime import load_for_writer
+    return (*load_for_writer(config), runtime)
+
 
 class GenerativeWriter:
     """Writes the summary with a language model from the evidence that fits its input budget."""
 
     def __init__(self, config: WriterConfig) -> None:
         self.config = config
-        if config.runtime == "torch":
-            self.model, self.tokenizer = load_generator(config.model, config.dtype)
-        else:  # a converted copy of the model decodes (writers.fast_runtime); no torch weights
-            if config.runtime == "ctranslate2":
-                from .ct2_runtime import load_for_writer
-            else:
-                from .ortgenai_runtime import load_for_writer
-            self.model, self.tokenizer = load_for_writer(config)
+        self.model, self.tokenizer, self.runtime = load_model(config)
         self.is_seq2seq = bool(self.model.config.is_encoder_decoder)
         self.budget = config.input_tokens or 1024
         self.counter = TokenizerCounter(self.tokenizer)
@@ -97,7 +122,7 @@ class GenerativeWriter:
 
     def _generate(self, batch: list[list[int]], max_new_tokens: int, streamer: BatchStreamer | None = None,
                   wanted: Wanted | None = None) -> list[str]:
-        if self.config.runtime != "torch":
+        if self.runtime != "torch":
             return self._generate_converted(batch, max_new_tokens, streamer, wanted)
         if self.config.decoding == "lookahead" and not self.is_seq2seq:
             return self._generate_lookahead(batch, max_new_tokens, streamer, wanted)
@@ -150,7 +175,7 @@ class GenerativeWriter:
         together, CTranslate2 one prompt at a time."""
         processors = [self._processors(len(ids)) for ids in batch]
         on_tokens = streamer.push if streamer is not None else None
-        if self.config.runtime == "onnxruntime-genai":  # its generator takes the whole batch
+        if self.runtime == "onnxruntime-genai":  # its generator takes the whole batch
             outputs = self.model.generate_batch(batch, max_new_tokens, processors, on_tokens, wanted=wanted)
         else:  # one prompt at a time: an answer no longer wanted is not started
             outputs = [[] if row in unwanted_rows(wanted, len(batch)) else
