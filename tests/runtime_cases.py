@@ -99,6 +99,9 @@ def assert_missing_package_is_one_line(monkeypatch: pytest.MonkeyPatch, module: 
     from qfsum import QfsumError
 
     monkeypatch.setitem(sys.modules, module, None)  # import module -> ImportError
+    parent, _, child = module.rpartition(".")
+    if parent in sys.modules:  # `from parent import child` finds an imported submodule as an attribute first
+        monkeypatch.delattr(sys.modules[parent], child, raising=False)
     with pytest.raises(QfsumError) as caught:
         build()
     assert "pip install 'qfsum[fast]'" in str(caught.value) and "\n" not in str(caught.value)

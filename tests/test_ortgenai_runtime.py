@@ -308,7 +308,7 @@ def test_shipped_writer_int4_stays_close_to_torch(monkeypatch):
     document = document_from_text((Path(__file__).resolve().parents[1] / "examples" / "meeting.txt").read_text(), "meeting")
     query = "What did the meeting decide about the budget overrun?"
     ranked = Pipeline.load("extractive-bm25").rank(document, query)
-    torch_writer = build_writer(WriterConfig(**{**settings, "dtype": "float32"}))
+    torch_writer = build_writer(WriterConfig(**{**settings, "runtime": "torch", "dtype": "float32"}))
     int4 = build_writer(WriterConfig(**{**settings, "runtime": RUNTIME, "dtype": "auto"}))
     ids = torch_writer.prompt(query, ranked)[0]
     with torch.inference_mode():
