@@ -153,6 +153,8 @@ def allowed(tokenizer, processor, answer: str, tokens: list[str]) -> dict[str, b
     ("one", {" of": True, " million": False}),
     ("We meet on 14", {" March": True, " Mar": True, "-": False, " years": False, " April": False, ".": False}),
     ("A 14", {" March": True, "-": False}),  # the day of a stated date does not stand alone ("14-year plan")
+    ("A 14 M", {"arch": True, "ar": True, "ark": False, "any": False, ".": False}),  # begun as "14 March" ...
+    ("A 14 Mar", {"ch": True, ".": True, " the": True, "k": False}),  # ... it goes on as March ("Mar." too), no other word
     ("We meet on March 14", {".": True, " and": True}),  # month first: the date is whole
     ("We meet on Mark 14", {".": False}),
     ("We meet on March ", {"1": True, "2": False}),  # after a month only a stated day of it: 14, not 2.5 or 25

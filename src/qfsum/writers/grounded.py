@@ -13,7 +13,8 @@ every token that would start, continue or close a number phrase that the evidenc
 - a point after a whole number that no number of the evidence continues ends the sentence: no digit may
   follow it, so "2." cannot turn into "2. 1 million" when the writer wanted an unstated "2.5";
 - the day of a stated date is stated only with its month ("14 March", "March 14"), not alone: the
-  evidence's "15 April" does not allow "a 15-year plan"; and straight after a month only a day the
+  evidence's "15 April" does not allow "a 15-year plan", nor "1 J" (the start of "1 June") to go on as
+  "1 Jumping" (a bare "1" and a word); and straight after a month only a day the
   evidence dates in that month, or a year it states, may be written: its "twenty" allows "20 people",
   not "July 20th".
 
@@ -57,6 +58,7 @@ _UNIT = rf"(?:\d+(?:[.,]\d+)*[.,]?|(?:{_PHRASE_WORDS})\b|%)"
 # number units joined by nothing ("2.5%") or one space ("1.3 million"); a trailing space is a phrase going on
 _PHRASE = re.compile(rf"(?<![\w.,]){_UNIT}(?: ?{_UNIT})*( ?)")
 _TAIL_CHARS = 80  # a number phrase is never longer: only the answer's tail is read
+_DAY_AND_WORD = re.compile(r"(?<![\d.,])(\d{1,2}) ([a-z]+)$")  # normalised "... 1 jun": a day, a word begun
 
 
 def normalise(text: str) -> str:
@@ -227,6 +229,9 @@ class GroundedNumbers(_Grounded):
         v = self.vocabulary
         tail = answer[-_TAIL_CHARS:]
         norm = normalise(tail)
+        month_begun = self._month_begun(norm, source)
+        if month_begun is not None:  # "1 J" stands for a date only if "une" or "uly" follows
+            return month_begun[:vocab]
         banned = torch.zeros(vocab, dtype=torch.bool)
         open_phrase = next((p for p in reversed(_phrases(norm)) if p[1] == len(norm)), None)
         values, prefixes = source.values, source.prefixes
@@ -249,6 +254,29 @@ class GroundedNumbers(_Grounded):
             if token < vocab and not all(c in source.text for c in numerals):
                 banned[token] = True
         return banned
+
+    def _month_begun(self, norm: str, source: Source) -> torch.Tensor | None:
+        """After the day of a stated date that is no stated value alone, and the first letters of one of its
+        months (allowed by `_month_led`): the tokens that do not go on to write that month (a whole name, or
+        three letters or more and then no letter). None when the answer does not end so."""
+        found = _DAY_AND_WORD.search(norm)
+        if found is None or found.group(1) in source.values:
+            return None
+        day, word = found.groups()
+        months = [m for m in source.months_of(day) if m.startswith(word)]
+        if not months:
+            return None
+        key = (id(source), "month-begun", day, word)
+        if key not in self._cached:
+            banned = torch.ones(len(self.vocabulary.texts), dtype=torch.bool)
+            for token, text in enumerate(self.vocabulary.texts):
+                going_on = word + text.lower()
+                letters = len(going_on) - len(going_on.lstrip("abcdefghijklmnopqrstuvwxyz"))
+                head = going_on[:letters]
+                if any(m.startswith(head) for m in months) and (letters == len(going_on) or letters >= 3):
+                    banned[token] = False
+            self._cached[key] = banned
+        return self._cached[key]
 
     def _month_led(self, source: Source, months: frozenset[str]) -> torch.Tensor:
         """Tokens that begin one of `months` after a space ("14" + " March", " Mar" + "ch", " Sept")."""
