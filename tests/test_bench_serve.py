@@ -1,12 +1,14 @@
-"""`qfsum bench serve`'s short-passage requests and its in-process Python API mode (the HTTP modes start
-real servers and are run as a benchmark, not here)."""
+"""`qfsum bench serve`'s short-passage requests, its in-process Python API mode and its clients (against an
+in-process transport; the HTTP modes start real servers and are run as a benchmark, not here)."""
 
 import argparse
+import asyncio
 import json
 
+import httpx
 import pytest
 
-from qfsum.bench.serve import MODES, bench_serve, measure_python, payloads
+from qfsum.bench.serve import MODES, Impatience, Point, _load, bench_serve, measure_python, payloads
 from qfsum.errors import QfsumError
 
 
@@ -40,7 +42,8 @@ def test_short_passages_without_any_spans_say_so(tmp_path):
 
 def _args(**kw):
     defaults = dict(duration=30.0, requests=5, threads="1", modes="python", passage_words=None, split=None,
-                    clients="2", pipelines="extractive-bm25", data="", max_batch_size=16, max_queue=256, deadline=60.0)
+                    clients="2", pipelines="extractive-bm25", data="", max_batch_size=16, max_queue=256, deadline=60.0,
+                    abandon_after=None, impatient=None)
     return argparse.Namespace(**{**defaults, **kw})
 
 
@@ -59,3 +62,36 @@ def test_bad_flags_are_one_line_errors(tmp_path, bad, message):
     with pytest.raises(QfsumError, match=message):
         bench_serve(_args(data="examples/meeting.txt", out=str(tmp_path), **bad))
     assert "python" in MODES
+
+
+async def _never_answered(request):
+    """A server that never answers: only a hang-up or the end of the point ends a request."""
+    await asyncio.Event().wait()
+
+
+def _load_point(handler, clients, impatience):
+    point = Point("p", "batched", clients)
+    asyncio.run(_load("http://test", [{"document": "d", "queries": ["q"]}], clients, 0.3, 1000, point,
+                      impatience, transport=httpx.MockTransport(handler)))
+    return point
+
+
+def test_impatient_clients_hang_up_and_send_their_next_request_while_patient_ones_wait():
+    point = _load_point(_never_answered, 2, Impatience(clients=1, after_s=0.05))
+    assert point.abandoned >= 2 and point.ok == 0 and point.errors == {}
+    assert point.unfinished == 1  # the patient client still waits when the point ends
+    assert point.sent == point.abandoned + 1
+
+
+def test_without_impatience_nothing_is_abandoned():
+    point = _load_point(lambda request: httpx.Response(200, json={}), 2, Impatience())
+    assert point.abandoned == 0 and point.ok == point.sent > 0 and point.unfinished == 0
+
+
+@pytest.mark.parametrize("bad, message", [({"abandon_after": 0.0}, "--abandon-after must be a positive"),
+                                          ({"abandon_after": float("nan")}, "--abandon-after must be a positive"),
+                                          ({"impatient": 2}, "--impatient needs --abandon-after"),
+                                          ({"abandon_after": 5.0}, "applies to the HTTP modes")])
+def test_bad_impatience_flags_are_one_line_errors(tmp_path, bad, message):
+    with pytest.raises(QfsumError, match=message):
+        bench_serve(_args(data="examples/meeting.txt", out=str(tmp_path), **bad))

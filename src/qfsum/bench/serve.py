@@ -9,6 +9,10 @@ Mode `python` is the same requests through the Python API in this process, no HT
 each request is one `Pipeline.summarize_batch` call of its own; with N, N requests go in one call
 (the latency of each is that call's). `--passage-words N` turns QMSum / JSONL examples into the
 short-passage task (a query and the first N words of its gold evidence spans).
+
+`--abandon-after S` makes some clients impatient (`--impatient`, default half of them): such a client
+hangs up on a request not answered within S seconds, counts it as abandoned and sends its next one.
+Whether the server then stops working for it shows in what the patient clients get.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import datetime as dt
 import itertools
 import json
+import math
 import os
 import platform
 import re
@@ -57,6 +62,7 @@ class Point:
     ok: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # status code (or exception name) -> count
     unfinished: int = 0
+    abandoned: int = 0  # requests an impatient client hung up on
     seconds: float = 0.0
     throughput: float = 0.0  # answered requests per second
     p50_ms: float = 0.0
@@ -113,7 +119,16 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else 0.0
 
 
-async def _load(url: str, bodies: list[dict], clients: int, duration: float, limit: int, point: Point) -> None:
+@dataclass(frozen=True)
+class Impatience:
+    """The first `clients` clients of a point hang up on a request after `after_s` seconds."""
+
+    clients: int = 0
+    after_s: float | None = None
+
+
+async def _load(url: str, bodies: list[dict], clients: int, duration: float, limit: int, point: Point,
+                impatience: Impatience = Impatience(), transport: object | None = None) -> None:
     import httpx
 
     latencies: list[float] = []
@@ -121,7 +136,7 @@ async def _load(url: str, bodies: list[dict], clients: int, duration: float, lim
     stop_at = time.perf_counter() + duration
     errors = point.errors
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def client(http: httpx.AsyncClient, patience_s: float | None) -> None:
         while time.perf_counter() < stop_at:
             n = next(sent)
             if n >= limit:
@@ -129,8 +144,14 @@ async def _load(url: str, bodies: list[dict], clients: int, duration: float, lim
             point.sent += 1
             started = time.perf_counter()
             try:
-                response = await http.post(f"{url}/v1/summarize", json=bodies[n % len(bodies)])
+                # wait_for cancels the request on time-out: httpx then closes its connection, which the
+                # server sees as a client that went away.
+                response = await asyncio.wait_for(http.post(f"{url}/v1/summarize", json=bodies[n % len(bodies)]),
+                                                  patience_s)
                 status = str(response.status_code)
+            except TimeoutError:
+                point.abandoned += 1
+                continue
             except httpx.HTTPError as err:
                 status = type(err).__name__
             if status == "200":
@@ -144,8 +165,10 @@ async def _load(url: str, bodies: list[dict], clients: int, duration: float, lim
     began = time.perf_counter()
     timeout = httpx.Timeout(duration * 2 + 120)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
-        tasks = [asyncio.create_task(client(http)) for _ in range(clients)]
+    options = {"transport": transport} if transport is not None else {}  # tests answer in-process
+    async with httpx.AsyncClient(timeout=timeout, limits=limits, **options) as http:
+        tasks = [asyncio.create_task(client(http, impatience.after_s if k < impatience.clients else None))
+                 for k in range(clients)]
         _, late = await asyncio.wait(tasks, timeout=duration * 2)  # open requests get `duration` more
         for task in late:
             task.cancel()
@@ -221,7 +244,7 @@ def measure(pipeline: str, mode: str, clients: int, args: argparse.Namespace, bo
                              f"is the machine busy? (--deadline is {args.deadline:g} s)")
         before = server.batch_sizes()
         point = Point(pipeline, mode, clients)
-        asyncio.run(_load(server.url, bodies, clients, args.duration, args.requests, point))
+        asyncio.run(_load(server.url, bodies, clients, args.duration, args.requests, point, _impatience(args, clients)))
         after = server.batch_sizes()
         calls = after[1] - before[1]
         point.mean_batch = (after[0] - before[0]) / calls if calls else 0.0
@@ -257,13 +280,21 @@ def measure_python(pipeline: str, batch: int, args: argparse.Namespace, bodies: 
     return point
 
 
+def _impatience(args: argparse.Namespace, clients: int) -> Impatience:
+    """How many of a point's `clients` hang up, and after how long (none without --abandon-after)."""
+    if args.abandon_after is None:
+        return Impatience()
+    share = args.impatient if args.impatient is not None else (clients + 1) // 2
+    return Impatience(min(share, clients), args.abandon_after)
+
+
 def _table(points: list[Point]) -> str:
-    rows = ["| pipeline | server | clients | answered | req/s | p50 ms | p95 ms | p99 ms | errors | unfinished | mean batch |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+    rows = ["| pipeline | server | clients | answered | req/s | p50 ms | p95 ms | p99 ms | errors | unfinished | abandoned | mean batch |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
     for p in points:
         errors = ", ".join(f"{k}: {v}" for k, v in sorted(p.errors.items())) or "0"
         rows.append(f"| {p.pipeline} | {p.mode} | {p.clients} | {p.ok} | {p.throughput:.2f} | {p.p50_ms:.0f} | "
-                    f"{p.p95_ms:.0f} | {p.p99_ms:.0f} | {errors} | {p.unfinished} | {p.mean_batch:.1f} |")
+                    f"{p.p95_ms:.0f} | {p.p99_ms:.0f} | {errors} | {p.unfinished} | {p.abandoned} | {p.mean_batch:.1f} |")
     return "\n".join(rows)
 
 
@@ -292,6 +323,13 @@ def bench_serve(args: argparse.Namespace) -> None:
         raise QfsumError(f"--modes must list some of {', '.join(MODES)}, got '{args.modes}'")
     if args.passage_words is not None and args.passage_words < 1:
         raise QfsumError("--passage-words must be >= 1")
+    abandon_after, impatient = args.abandon_after, args.impatient
+    if abandon_after is not None and not (math.isfinite(abandon_after) and abandon_after > 0):
+        raise QfsumError("--abandon-after must be a positive number of seconds")
+    if impatient is not None and (abandon_after is None or impatient < 0):
+        raise QfsumError("--impatient needs --abandon-after, and a count >= 0")
+    if abandon_after is not None and "python" in modes:
+        raise QfsumError("--abandon-after applies to the HTTP modes (naive, batched), not to python")
     bodies = payloads(args.data, args.split, args.passage_words)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -310,6 +348,9 @@ def bench_serve(args: argparse.Namespace) -> None:
     header = (f"`qfsum bench serve` on {dt.date.today().isoformat()} ({machine}, {threads} torch threads); data {data}; "
               f"{args.duration:g} s or {args.requests} requests per point; max batch {args.max_batch_size}, "
               f"deadline {args.deadline:g} s")
+    if abandon_after is not None:
+        header += (f"; {impatient if impatient is not None else 'half'} of the clients of each point hang up "
+                   f"after {abandon_after:g} s (answered, req/s and latency count every answered request)")
     report = "\n".join([header, "", _table(points), "", *_speedups(points)]) + "\n"
     (out / "results.md").write_text(report)
     (out / "results.json").write_text(json.dumps({"header": header, "points": [asdict(p) for p in points]}, indent=2))
@@ -334,5 +375,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch-size", type=int, default=16, help="the batched server's --max-batch-size")
     p.add_argument("--max-queue", type=int, default=256, help="the batched server's --max-queue")
     p.add_argument("--deadline", type=float, default=60.0, help="both servers' --deadline in seconds")
+    p.add_argument("--abandon-after", type=float, default=None, metavar="S",
+                   help="impatient clients hang up on a request not answered within S seconds and send the next")
+    p.add_argument("--impatient", type=int, default=None, metavar="N",
+                   help="with --abandon-after: how many clients of each point are impatient (default: half, rounded up)")
     add_threads_argument(p)
     p.add_argument("--out", default="runs/bench-serve", help="folder for results.md, results.json and server logs")

@@ -202,7 +202,9 @@ def sft_adapter(candidate: str, config: WritersBenchConfig, out: Path, progress:
                         passage_tokens=config.evidence_tokens, max_prompt=config.max_prompt,
                         limit=config.sft_steps * config.sft_batch_size, max_steps=config.sft_steps,
                         batch_size=config.sft_batch_size, lr=config.sft_lr, log_steps=1,
-                        save_steps=config.sft_steps, eval_steps=config.sft_steps)
+                        save_steps=config.sft_steps, eval_steps=config.sft_steps,
+                        # the bench's precision: bf16 (autocast) where it decodes in bf16, else float32
+                        dtype="float32" if config.dtype == "float32" else "auto")
     train_sft(train, progress=progress, command=f"qfsum bench writers (sft of {candidate})")
     return str(out)
 
