@@ -8,6 +8,7 @@ not by timing.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import Sequence
 
@@ -353,6 +354,30 @@ def test_a_cancelled_request_is_dropped_before_it_reaches_the_model():
         return run
 
     assert asyncio.run(main()).batches == [["first"], ["kept"]]
+
+
+def test_a_request_cancelled_while_its_batch_runs_logs_nothing_and_its_batch_still_counts():
+    """A client that hangs up is routine under load: it must not log "exception was never retrieved",
+    and the batch it left is still a pipeline call in the batch-size metric."""
+    reported = []
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context["message"]))
+        run, metrics = GatedRun(), Metrics()
+        batcher, first = await _blocked_batcher(run, metrics=metrics)
+        first.cancel()  # its batch is running, held by the gate
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        run.gate.set()
+        await _until(lambda: run.batches == [["first"]] and batcher.running_seconds() == 0.0)
+        await batcher.stop()
+        del first
+        gc.collect()  # an unretrieved exception is reported when its future is collected
+        return metrics
+
+    metrics = asyncio.run(main())
+    assert reported == []
+    assert metrics.registry.get_sample_value("qfsum_batch_size_count") == 1
 
 
 def test_drain_refuses_queued_work_at_once_and_lets_the_running_batch_finish_within_grace():

@@ -297,14 +297,19 @@ class MicroBatcher:
         the pairs (e.g. a query too long) and PipelineFailed if it fails unexpectedly: either way for this
         request alone, its batch-mates are answered."""
         futures = self.enqueue(pairs, timeout_s, words)
+        answers = asyncio.gather(*futures)
         try:
-            return await asyncio.wait_for(asyncio.gather(*futures), timeout_s)
+            return await asyncio.wait_for(answers, timeout_s)
         except TimeoutError:
             raise DeadlineExceeded(f"not answered within {timeout_s:g} s") from None
         finally:
             # on timeout, error or a client gone: the collector skips these if still queued
             for future in futures:
                 future.cancel()
+            if answers.done() and not answers.cancelled():
+                # cancelled, a gather keeps a CancelledError as its exception: read it here, or every
+                # client that hangs up logs "exception was never retrieved"
+                answers.exception()
 
     def _admit(self, items: list[_Item], timeout_s: float) -> None:
         """Raise TooMuchWork if the request alone cannot meet its deadline, QueueFull if the queue
@@ -390,6 +395,8 @@ class MicroBatcher:
         finally:
             self._running = None
         failed = [r for r in results if isinstance(r, Exception)]
+        if self.metrics:  # every pipeline call, measured or not
+            self.metrics.batch_size.observe(len(batch))
         # a batch with failures ran its pairs one by one, and one with a pair nobody waited for any more
         # may have stopped decoding it early: neither's time says what a batch costs
         if not failed and not any(item.future.done() for item in batch):
@@ -399,8 +406,6 @@ class MicroBatcher:
 
     def _learn(self, batch: list[_Item], seconds: float, new_chars: int, summaries: list[Summary]) -> None:
         """Measure the batch (not the first one: it pays cold caches) and remember its documents."""
-        if self.metrics:
-            self.metrics.batch_size.observe(len(batch))
         # a new document is prepared (segmented, indexed, encoded) by its first query's rank stage
         firsts = {}
         for item, summary in zip(batch, summaries, strict=True):
