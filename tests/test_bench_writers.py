@@ -105,8 +105,10 @@ def test_a_candidate_in_its_own_process_reports_peak_memory(qmsum_root, bm25_pip
     assert float(rows[0][header.index("peak RSS MB")]) == pytest.approx(row["peak_rss_mb"], abs=1)
 
 
-def test_sft_adds_a_row_after_training(qmsum_root, bm25_pipeline, tmp_path, tiny_bytes_dir):
-    config = config_for(qmsum_root, bm25_pipeline, tmp_path, [tiny_bytes_dir], isolate=False, sft_steps=1,
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "own-process"])
+def test_sft_adds_a_row_after_training(qmsum_root, bm25_pipeline, tmp_path, tiny_bytes_dir, isolate):
+    # own-process is what `qfsum bench writers` does: its job files must not land in the training folder
+    config = config_for(qmsum_root, bm25_pipeline, tmp_path, [tiny_bytes_dir], isolate=isolate, sft_steps=1,
                         sft_batch_size=1)
     result = writers.run_bench(config, progress=False)
     assert [r["variant"] for r in result["rows"]] == ["zero-shot", "sft 1 steps"]

@@ -235,7 +235,7 @@ def _run_job(job: dict[str, Any], config: WritersBenchConfig, isolate: bool, pro
 def _do_job(job: dict[str, Any], config: WritersBenchConfig, progress: bool) -> dict[str, Any]:
     folder = Path(job["folder"])
     if job["kind"] == "sft":
-        return {"model": sft_adapter(job["candidate"], config, folder, progress)}
+        return {"model": sft_adapter(job["candidate"], config, Path(job["adapter"]), progress)}
     prompts = [json.loads(line) for line in Path(job["prompts"]).read_text().splitlines() if line.strip()]
     row, predictions = measure(job["model"], prompts, config, progress)
     folder.mkdir(parents=True, exist_ok=True)
@@ -281,9 +281,11 @@ def run_bench(config: WritersBenchConfig, progress: bool = True, on_row: Callabl
     for candidate in config.candidates:
         variants = [("zero-shot", candidate)]
         if config.sft_steps:
-            folder = out / f"{_slug(candidate)}-sft{config.sft_steps}-adapter"
-            adapter = _run_job({"kind": "sft", "candidate": candidate, "folder": str(folder)}, config,
-                               config.isolate, progress)["model"]
+            name = f"{_slug(candidate)}-sft{config.sft_steps}"
+            # the job's own files (job.json, child.log) beside the adapter: training wants its folder to itself
+            job = {"kind": "sft", "candidate": candidate, "folder": str(out / f"{name}-job"),
+                   "adapter": str(out / f"{name}-adapter")}
+            adapter = _run_job(job, config, config.isolate, progress)["model"]
             variants.append((f"sft {config.sft_steps} steps", adapter))
         for variant, model in variants:
             job = {"kind": "measure", "candidate": candidate, "model": model, "prompts": str(prompts_path),
